@@ -1,0 +1,16 @@
+"""LeNet and AlexNet in MXNet Gluon, as the d2l chapters teach them.
+
+>>> from gluon_classics import lenet, print_shapes
+>>> print_shapes(lenet(), (1, 1, 28, 28))   # doctest: +ELLIPSIS
+conv0 output shape: (1, 6, 28, 28)
+...
+"""
+from ._backend import BackendError, mx  # noqa: F401  (fails with one line if MXNet is unusable)
+from .model_zoo import (alexnet, check_input_shape, count_parameters, get_model, layer_shapes,
+                        lenet, print_shapes)
+from .utils.devices import try_all_gpus, try_gpu
+
+__version__ = '0.1.0'
+
+__all__ = ['lenet', 'alexnet', 'get_model', 'print_shapes', 'layer_shapes', 'count_parameters',
+           'check_input_shape', 'try_gpu', 'try_all_gpus']
