@@ -35,6 +35,114 @@ def cmd_shapes(args):
     print_shapes(net, shape)
 
 
+def _write_json(path, obj):
+    import json
+    from .training import atomic_write
+
+    def write(tmp):
+        with open(tmp, 'w') as f:
+            json.dump(obj, f, indent=1)
+    atomic_write(path, write)
+
+
+def _ctx(text):
+    from .utils.devices import parse_ctx
+    try:
+        return parse_ctx(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _model_kwargs(args):
+    return {k: v for k, v in (('activation', getattr(args, 'activation', None)),
+                              ('pool', getattr(args, 'pool', None))) if v}
+
+
+def cmd_train(args):
+    from .training import TrainingInterrupted, atomic_write, fit
+    checkpoint = args.checkpoint or (args.save + '.ckpt' if args.save
+                                     else f'runs/{args.model}-{args.variant}.ckpt')
+    try:
+        net, history = fit(args.model, args.variant, dataset=args.dataset, epochs=args.epochs,
+                           lr=args.lr, batch_size=args.batch_size, resize=args.resize,
+                           data_dir=args.data_dir, ctx=args.ctx, seed=args.seed,
+                           optimizer=args.optimizer, num_examples=args.num_examples,
+                           checkpoint=checkpoint, resume=args.resume,
+                           hybridize=not args.no_hybridize, kvstore=args.kvstore,
+                           model_kwargs=_model_kwargs(args))
+    except TrainingInterrupted as stop:
+        if args.metrics and stop.history:
+            _write_json(args.metrics, stop.history)
+        done = len(stop.history)
+        print(f'gluon-classics: interrupted in epoch {stop.epoch}; '
+              + (f'{done} finished epoch(s) are in {checkpoint}: continue with --resume {checkpoint}'
+                 if done else 'no epoch had finished, nothing was saved'), file=sys.stderr)
+        return 130
+    if args.save:
+        atomic_write(args.save, net.save_parameters)
+    if args.metrics:
+        _write_json(args.metrics, history)
+    if args.plot:
+        from .utils.plots import plot_history
+        plot_history(history, path=args.plot)
+    return 0
+
+
+def _trained(args, test_iter):
+    from . import get_model
+    from .training import load_params
+    net = get_model(args.model, variant=args.variant, num_classes=test_iter.num_classes,
+                    in_channels=test_iter.image_shape[0], **_model_kwargs(args))
+    load_params(net, args.params, ctx=args.ctx)
+    net.hybridize()
+    return net
+
+
+def _test_data(args, batch_size):
+    from .data import load_data
+    from .training import RECIPES
+    from .utils.devices import try_gpu
+    args.ctx = args.ctx or try_gpu()
+    resize = RECIPES[args.model]['resize'] if args.resize is None else (args.resize or None)
+    return load_data(args.dataset, batch_size, resize=resize, root=args.data_dir, ctx=args.ctx)[1]
+
+
+def cmd_evaluate(args):
+    from .training import evaluate_accuracy
+    test_iter = _test_data(args, args.batch_size)
+    net = _trained(args, test_iter)
+    print(f'test acc {evaluate_accuracy(test_iter, net, args.ctx):.4f}')
+
+
+def cmd_predict(args):
+    from .training import predict
+    from .utils.plots import show_images
+    test_iter = _test_data(args, args.num)
+    net = _trained(args, test_iter)
+    images, true, pred = predict(net, test_iter, args.num, ctx=args.ctx)
+    names = test_iter.text_labels
+    titles = [f'{names[t]}\n{names[p]}' for t, p in zip(true, pred)]
+    show_images(images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1),
+                1, len(titles), titles=titles, path=args.out)
+    print(f'saved {len(titles)} test images with true (top) and predicted (bottom) labels '
+          f'to {args.out}')
+
+
+def _add_data_args(p):
+    p.add_argument('--dataset', default='fashion-mnist',
+                   help='fashion-mnist (default), mnist, cifar10 or folder:PATH')
+    p.add_argument('--data-dir', metavar='DIR', help="folder with the data set's files")
+    p.add_argument('--resize', type=int, metavar='N',
+                   help='resize images to NxN (default: 224 for alexnet, none for lenet)')
+    p.add_argument('--ctx', type=_ctx, default=None, metavar='CTX',
+                   help='cpu, gpu, gpu:0,1 or cpu:0,1 (default: a GPU if there is one)')
+
+
+def _add_variant_overrides(p):
+    p.add_argument('--activation', help="lenet: override the variant's activation (e.g. relu)")
+    p.add_argument('--pool', choices=['avg', 'max'], help="lenet: override the variant's pooling")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog='gluon-classics',
@@ -46,6 +154,45 @@ def build_parser():
     p.add_argument('--input-shape', type=_input_shape, metavar='N,C,H,W',
                    help="default: the variant's own, e.g. 1,1,28,28 for LeNet")
     p.set_defaults(func=cmd_shapes)
+
+    p = sub.add_parser('train', help="train a model with the chapter's recipe")
+    _add_model_args(p)
+    _add_variant_overrides(p)
+    _add_data_args(p)
+    p.add_argument('--epochs', type=int, help='default 10')
+    p.add_argument('--lr', type=float, help='default: 0.9 for lenet, 0.01 for alexnet')
+    p.add_argument('--batch-size', type=int, help='default: 256 for lenet, 128 for alexnet')
+    p.add_argument('--optimizer', choices=['sgd', 'momentum'], default='sgd',
+                   help="sgd (the chapters') or momentum (0.9, wd 5e-4, lr/10 on plateau)")
+    p.add_argument('--num-examples', type=int, metavar='N', help='train on N examples only')
+    p.add_argument('--seed', type=int, help='fixed seed: the same run again, also when resumed')
+    p.add_argument('--save', metavar='PATH', help='write the parameters (net.save_parameters)')
+    p.add_argument('--metrics', metavar='PATH.json', help='write the per-epoch history as JSON')
+    p.add_argument('--plot', metavar='PATH.png', help='draw loss and accuracy by epoch')
+    p.add_argument('--checkpoint', metavar='PATH',
+                   help='checkpoint after every epoch (default: SAVE.ckpt, else runs/MODEL-VARIANT.ckpt)')
+    p.add_argument('--resume', metavar='PATH', help='continue from a checkpoint')
+    p.add_argument('--kvstore', default='device',
+                   help='device (default), local, dist_sync, dist_device_sync')
+    p.add_argument('--no-hybridize', action='store_true', help='run imperatively (debugging)')
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser('evaluate', help='test accuracy of saved parameters')
+    _add_model_args(p)
+    _add_variant_overrides(p)
+    _add_data_args(p)
+    p.add_argument('--params', required=True, metavar='PATH', help='file written by train --save')
+    p.add_argument('--batch-size', type=int, default=1000)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser('predict', help='a grid of test images with true and predicted labels')
+    _add_model_args(p)
+    _add_variant_overrides(p)
+    _add_data_args(p)
+    p.add_argument('--params', required=True, metavar='PATH', help='file written by train --save')
+    p.add_argument('--out', required=True, metavar='PATH.png')
+    p.add_argument('--num', type=int, default=8, help='number of images (default 8)')
+    p.set_defaults(func=cmd_predict)
     return parser
 
 
@@ -59,6 +206,7 @@ def main(argv=None):
         return 2
     try:
         return args.func(args) or 0
-    except (UsageError, ValueError, FileNotFoundError) as err:
+    except (UsageError, ValueError, FileNotFoundError, ArithmeticError) as err:
+        # ValueError covers DataError and CheckpointError; ArithmeticError a NaN loss
         print(f'gluon-classics: error: {err}', file=sys.stderr)
         return 2

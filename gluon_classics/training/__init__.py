@@ -1,0 +1,4 @@
+"""Training: the chapters' loop, evaluation, checkpoints and the ``fit`` recipes."""
+from .checkpoint import CheckpointError, atomic_write, load_checkpoint, load_params, save_checkpoint
+from .fit import RECIPES, ReduceLROnPlateau, fit, make_trainer, seed_everything
+from .trainer import TrainingDiverged, TrainingInterrupted, evaluate_accuracy, predict, train_ch5

@@ -1,0 +1,174 @@
+"""``fit``: the chapters' whole recipe (data, model, init, trainer, loop) in one call.
+
+This is what the CLI and the notebooks run; it is nothing but the chapter's
+cells put together, with the chapter's defaults per model.
+"""
+import random
+
+import mxnet as mx
+import numpy as np
+from mxnet import gluon, init
+
+from ..model_zoo import get_model
+from ..utils.devices import try_gpu
+from .checkpoint import load_checkpoint
+from .trainer import train_ch5
+
+__all__ = ['fit', 'RECIPES', 'ReduceLROnPlateau', 'make_trainer', 'seed_everything']
+
+# The chapters' settings: d2l LeNet (lr 0.9, batch 256) and AlexNet (lr 0.01,
+# batch 128, Fashion-MNIST upsampled to 224x224), 10 epochs each.
+RECIPES = {
+    'lenet': dict(lr=0.9, batch_size=256, epochs=10, resize=None),
+    'alexnet': dict(lr=0.01, batch_size=128, epochs=10, resize=224),
+}
+
+OPTIMIZERS = ('sgd', 'momentum')
+
+
+class ReduceLROnPlateau:
+    """Divide the learning rate by ``1 / factor`` when test accuracy stops improving.
+
+    The schedule of the "momentum" recipe (momentum 0.9, weight decay 5e-4,
+    lr / 10 on plateau). Use as a ``train_ch5`` callback.
+    """
+
+    def __init__(self, factor=0.1, patience=1, min_lr=1e-6):
+        self.factor, self.patience, self.min_lr = factor, patience, min_lr
+        self.best, self.wait = -1.0, 0
+
+    def observe(self, record):
+        """Update the state from one epoch; True when the rate should drop."""
+        if record['test_acc'] > self.best:
+            self.best, self.wait = record['test_acc'], 0
+            return False
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.wait = 0
+            return True
+        return False
+
+    def __call__(self, record, trainer):
+        if self.observe(record):
+            trainer.set_learning_rate(max(trainer.learning_rate * self.factor, self.min_lr))
+
+
+def seed_everything(seed):
+    """Seed MXNet's, numpy's and Python's generators."""
+    mx.random.seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def make_trainer(net, lr, optimizer='sgd', kvstore='device'):
+    """``gluon.Trainer`` for the chapters' plain SGD or the momentum recipe."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f'unknown optimizer {optimizer!r}: choose one of {", ".join(OPTIMIZERS)}')
+    if not lr > 0:
+        raise ValueError(f'learning rate must be positive; got {lr}')
+    params = {'learning_rate': lr}
+    if optimizer == 'momentum':
+        params.update(momentum=0.9, wd=5e-4)
+    return gluon.Trainer(net.collect_params(), 'sgd', params, kvstore=kvstore)
+
+
+def fit(model='lenet', variant='d2l', *, dataset='fashion-mnist', epochs=None, lr=None,
+        batch_size=None, resize=None, data_dir=None, ctx=None, seed=None, optimizer='sgd',
+        num_examples=None, checkpoint=None, resume=None, hybridize=True, progress=None,
+        kvstore='device', callbacks=(), model_kwargs=None, log=print):
+    """Train a model the way its chapter does, with the chapter's defaults.
+
+    Parameters
+    ----------
+    model : {'lenet', 'alexnet'}
+    variant : str
+        See :func:`~gluon_classics.lenet` and :func:`~gluon_classics.alexnet`.
+    dataset : str, default 'fashion-mnist'
+        Any name :func:`gluon_classics.load_data` takes.
+    epochs, lr, batch_size, resize : optional
+        Default to the model's entry in ``RECIPES``.
+    data_dir : str, optional
+        Folder holding the data set's files.
+    ctx : Context or list of Context, optional
+        Default :func:`~gluon_classics.try_gpu`.
+    seed : int, optional
+        Seeds initialization, shuffling and dropout: a fixed seed gives the
+        same run again (on CPU), also across ``resume``.
+    optimizer : {'sgd', 'momentum'}
+        'sgd' is the chapters'; 'momentum' adds momentum 0.9, weight decay
+        5e-4 and lr / 10 when test accuracy stops improving.
+    num_examples : int, optional
+        Train on a seeded subset of this many examples (quick runs).
+    checkpoint : str, optional
+        Checkpoint path written after every epoch.
+    resume : str, optional
+        Checkpoint to continue from; training goes on to ``epochs``.
+    model_kwargs : dict, optional
+        Extra arguments of the model factory (``activation='relu'``...).
+
+    Returns
+    -------
+    net : HybridBlock
+    history : list of dict
+    """
+    from ..data import load_data
+    if model not in RECIPES:
+        raise ValueError(f'unknown model {model!r}: choose one of {", ".join(sorted(RECIPES))}')
+    recipe = RECIPES[model]
+    epochs = recipe['epochs'] if epochs is None else epochs
+    lr = recipe['lr'] if lr is None else lr
+    batch_size = recipe['batch_size'] if batch_size is None else batch_size
+    resize = recipe['resize'] if resize is None else (resize or None)
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f'epochs and batch size must be at least 1; got {epochs} and {batch_size}')
+    ctx = ctx or try_gpu()
+    ctxs = ctx if isinstance(ctx, (list, tuple)) else [ctx]
+    meta = None
+    if resume:
+        meta = _peek(resume)
+        seed = meta['seed'] if seed is None else seed
+    if seed is not None:
+        seed_everything(seed)
+
+    train_iter, test_iter = load_data(dataset, batch_size, resize=resize, root=data_dir,
+                                      ctx=ctxs[0] if len(ctxs) == 1 else mx.cpu(),
+                                      shuffle_seed=seed)
+    if num_examples:
+        train_iter = train_iter.subset(num_examples, seed=seed or 0)
+    kwargs = dict(model_kwargs or {})
+    kwargs.setdefault('num_classes', train_iter.num_classes)
+    kwargs.setdefault('in_channels', train_iter.image_shape[0])
+    net = get_model(model, variant=variant, **kwargs)
+    net.initialize(init.Xavier(), ctx=ctxs)
+    trainer = make_trainer(net, lr, optimizer, kvstore)
+    callbacks = list(callbacks)
+    if optimizer == 'momentum':
+        callbacks.append(ReduceLROnPlateau())
+
+    history, start_epoch = [], 0
+    if resume:
+        _materialize(net, train_iter, ctxs[0])
+        meta = load_checkpoint(resume, net, trainer, ctx=ctxs)
+        history, start_epoch = meta['history'], meta['epoch']
+        for cb in callbacks:  # replay finished epochs into stateful callbacks
+            for record in history:
+                getattr(cb, 'observe', lambda r: None)(record)
+        if start_epoch >= epochs:
+            log(f'{resume} already holds {start_epoch} epochs (asked for {epochs}): nothing to do')
+    history = train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, epochs,
+                        start_epoch=start_epoch, history=history, seed=seed,
+                        checkpoint=checkpoint, callbacks=callbacks, progress=progress,
+                        hybridize=hybridize, log=log)
+    return net, history
+
+
+def _peek(path):
+    """The checkpoint's metadata, read before anything is built."""
+    return load_checkpoint(path)
+
+
+def _materialize(net, data_iter, ctx):
+    # Deferred-init layers get their shapes from one forward pass; the trainer
+    # needs them before its states can be loaded.
+    X, _ = next(iter(data_iter))
+    net(X[:1].as_in_context(ctx))

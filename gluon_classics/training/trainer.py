@@ -1,0 +1,268 @@
+"""The chapters' training loop (``train_ch5``) and ``evaluate_accuracy``.
+
+Faithful to the d2l MXNet code in signature and printout, with the speed work
+kept out of sight: forward, loss and the correct-count run as one hybridized
+graph, and the epoch's sums stay on the device until the epoch ends (the
+chapter's ``asscalar()`` after every batch stalls the pipeline).
+"""
+import math
+import sys
+import time
+
+import mxnet as mx
+from mxnet import autograd, gluon, nd
+
+from ..model_zoo import check_input_shape
+from .checkpoint import save_checkpoint
+
+__all__ = ['train_ch5', 'evaluate_accuracy', 'predict', 'TrainingDiverged', 'TrainingInterrupted']
+
+
+class TrainingDiverged(ArithmeticError):
+    """The training loss became NaN or infinite."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; ``history`` holds the epochs that finished."""
+
+    def __init__(self, epoch, history):
+        super().__init__(f'interrupted during epoch {epoch}')
+        self.epoch, self.history = epoch, history
+
+
+def _ctx_list(ctx):
+    return list(ctx) if isinstance(ctx, (list, tuple)) else [ctx]
+
+
+def _split(batch, ctxs):
+    if len(ctxs) == 1:
+        return [batch.as_in_context(ctxs[0])]
+    return gluon.utils.split_and_load(batch, ctxs, even_split=False)
+
+
+class _Objective(gluon.HybridBlock):
+    """Summed softmax cross-entropy and number of correct predictions, as one graph."""
+
+    def __init__(self, net):
+        super().__init__(prefix='')
+        self.net = net
+        self.loss = gluon.loss.SoftmaxCrossEntropyLoss()
+
+    def hybrid_forward(self, F, X, y):
+        y_hat = self.net(X)
+        y = y.astype('float32')
+        return F.sum(self.loss(y_hat, y)), F.sum(F.argmax(y_hat, axis=1) == y)
+
+
+def _objective(net, hybridize):
+    if isinstance(net, gluon.HybridBlock):
+        objective = _Objective(net)
+        if hybridize:
+            objective.hybridize(static_alloc=True, static_shape=True)
+        return objective
+    loss = gluon.loss.SoftmaxCrossEntropyLoss()
+
+    def imperative(X, y):  # plain Blocks (nn.Sequential) cannot sit in a graph
+        y_hat, y = net(X), y.astype('float32')
+        return loss(y_hat, y).sum(), (y_hat.argmax(axis=1) == y).sum()
+    return imperative
+
+
+def _explain_shape_error(net, X, err):
+    """Turn MXNet's multi-line shape error into one line naming the expected shape."""
+    check_input_shape(net, X.shape)  # raises ValueError where the shape is at fault
+    raise err
+
+
+def evaluate_accuracy(data_iter, net, ctx=None):
+    """Fraction of examples in ``data_iter`` that ``net`` classifies correctly.
+
+    Parameters
+    ----------
+    data_iter : iterable of (X, y)
+    net : Block
+    ctx : Context or list of Context, optional
+        Where to evaluate; a list splits each batch across the contexts.
+        Default :func:`~gluon_classics.try_gpu`.
+    """
+    from ..utils.devices import try_gpu
+    ctxs = _ctx_list(ctx or try_gpu())
+    correct = [nd.zeros((1,), ctx=c) for c in ctxs]
+    n = 0
+    for X, y in data_iter:
+        for i, (Xs, ys) in enumerate(zip(_split(X, ctxs), _split(y, ctxs))):
+            correct[i] += (net(Xs).argmax(axis=1) == ys.astype('float32')).sum()
+        n += y.shape[0]
+    if n == 0:
+        raise ValueError('evaluate_accuracy: the data iterator yielded no examples')
+    return sum(c.asscalar() for c in correct) / n
+
+
+def predict(net, data_iter, n=8, ctx=None):
+    """Predict the first ``n`` examples of ``data_iter``, like d2l's ``predict_ch3``.
+
+    Returns
+    -------
+    images : numpy.ndarray
+        (n, C, H, W) float32 in [0, 1].
+    true, pred : numpy.ndarray
+        Their labels and the predicted classes, int.
+    """
+    from ..utils.devices import try_gpu
+    ctx = ctx or try_gpu()
+    images, true, pred, got = [], [], [], 0
+    for X, y in data_iter:
+        X = X[:n - got].as_in_context(ctx)
+        images.append(X.asnumpy())
+        true.append(y[:n - got].asnumpy().astype(int))
+        pred.append(net(X).argmax(axis=1).asnumpy().astype(int))
+        got += X.shape[0]
+        if got >= n:
+            break
+    import numpy as np
+    return np.concatenate(images), np.concatenate(true), np.concatenate(pred)
+
+
+def _progress_bar(progress, total, epoch):
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if not progress:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=f'epoch {epoch}', leave=False, unit='batch')
+
+
+def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs, *,
+              start_epoch=0, history=None, seed=None, checkpoint=None, callbacks=(),
+              progress=None, hybridize=True, log=print):
+    """Train ``net`` with softmax cross-entropy, printing one line per epoch.
+
+    The signature and the printout are the d2l chapter's (MXNet)::
+
+        epoch 1, loss 2.3021, train acc 0.101, test acc 0.100, time 16.5 sec
+
+    Parameters
+    ----------
+    net : Block
+        An initialized network (``net.initialize(init.Xavier(), ctx=ctx)``).
+    train_iter, test_iter : iterable of (X, y)
+    batch_size : int
+        The loader's batch size. Gradients are normalized by each batch's own
+        length, so the last, partial batch weighs like the others.
+    trainer : gluon.Trainer
+    ctx : Context or list of Context
+        A list trains data-parallel: each batch is split across the contexts
+        and the trainer's KVStore sums the gradients.
+    num_epochs : int
+        Total epochs; with ``start_epoch`` > 0 training continues from there.
+    start_epoch : int, default 0
+        Epochs already done (when resuming from a checkpoint).
+    history : list of dict, optional
+        The history of those epochs, continued and returned.
+    seed : int, optional
+        Reseeds MXNet's RNG (dropout) and the loader's shuffling at every
+        epoch from (seed, epoch), so a resumed run repeats an uninterrupted one.
+    checkpoint : str, optional
+        Path of a checkpoint written atomically after every epoch.
+    callbacks : sequence of callable
+        Each is called as ``cb(record, trainer)`` after every epoch; returning
+        True stops training.
+    progress : bool, optional
+        A tqdm bar within each epoch; default: when stderr is a terminal.
+    hybridize : bool, default True
+        Compile forward and loss to one static graph; False for debugging.
+    log : callable, default print
+
+    Returns
+    -------
+    list of dict
+        Per epoch: ``epoch``, ``loss``, ``train_acc``, ``test_acc``,
+        ``seconds`` (the epoch with its evaluation), ``examples_per_sec``
+        (training examples over training time).
+
+    Raises
+    ------
+    TrainingDiverged
+        The loss became NaN or infinite.
+    TrainingInterrupted
+        Ctrl-C; the checkpoint of the last finished epoch is kept.
+    ValueError
+        A batch of a shape the network cannot take.
+    """
+    ctxs = _ctx_list(ctx)
+    objective = _objective(net, hybridize)
+    history = list(history or [])
+    log('training on', ctx)
+    for epoch in range(start_epoch, num_epochs):
+        if seed is not None:
+            mx.random.seed(seed + epoch)
+            if hasattr(train_iter, 'epoch'):
+                train_iter.epoch = epoch
+        try:
+            record = _train_epoch(net, objective, train_iter, trainer, ctxs, epoch + 1, progress)
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(epoch + 1, history) from None
+        test_acc = evaluate_accuracy(test_iter, net, ctx)
+        record = {'epoch': epoch + 1, 'loss': record['loss'], 'train_acc': record['train_acc'],
+                  'test_acc': test_acc, 'seconds': time.time() - record['start'],
+                  'examples_per_sec': record['examples_per_sec']}
+        log('epoch %d, loss %.4f, train acc %.3f, test acc %.3f, time %.1f sec'
+            % (record['epoch'], record['loss'], record['train_acc'], record['test_acc'],
+               record['seconds']))
+        history.append(record)
+        if checkpoint:
+            save_checkpoint(checkpoint, net, trainer, epoch + 1, history, seed)
+        if any([cb(record, trainer) for cb in callbacks]):
+            break
+    return history
+
+
+def _train_epoch(net, objective, train_iter, trainer, ctxs, epoch, progress):
+    start = time.time()
+    loss_sum = [nd.zeros((1,), ctx=c) for c in ctxs]
+    correct = [nd.zeros((1,), ctx=c) for c in ctxs]
+    n, num_batches = 0, len(train_iter) if hasattr(train_iter, '__len__') else None
+    check_every = max(1, (num_batches or 100) // 10)
+    bar = _progress_bar(progress, num_batches, epoch)
+
+    def running_loss():
+        value = sum(s.asscalar() for s in loss_sum) / max(n, 1)
+        if not math.isfinite(value):
+            lr = trainer.learning_rate
+            raise TrainingDiverged(f'loss became {value} in epoch {epoch}: the learning rate '
+                                   f'{lr:g} is too high, lower it (e.g. --lr {lr / 3:.2g})')
+        return value
+
+    try:
+        for i, (X, y) in enumerate(train_iter):
+            Xs, ys = _split(X, ctxs), _split(y, ctxs)
+            try:
+                with autograd.record():
+                    outs = [objective(Xi, yi) for Xi, yi in zip(Xs, ys)]
+            except mx.base.MXNetError as err:
+                _explain_shape_error(net, Xs[0], err)
+            for l, _ in outs:
+                l.backward()
+            trainer.step(X.shape[0])
+            for k, (l, c) in enumerate(outs):
+                loss_sum[k] += l
+                correct[k] += c
+            n += X.shape[0]
+            if (i + 1) % check_every == 0:
+                value = running_loss()
+                if bar is not None:
+                    bar.set_postfix(loss=f'{value:.4f}', refresh=False)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    if n == 0:
+        raise ValueError('train_ch5: the training iterator yielded no examples')
+    loss = running_loss()
+    train_seconds = time.time() - start
+    return {'loss': loss, 'train_acc': sum(c.asscalar() for c in correct) / n,
+            'examples_per_sec': n / train_seconds, 'start': start}

@@ -1,0 +1,53 @@
+"""Importing gluon_classics where MXNet cannot work fails with one line saying what to install."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _import_with_fakes(tmp_path, fakes):
+    """Run ``import gluon_classics`` with fake modules shadowing the real ones."""
+    for name, source in fakes.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / '__init__.py').write_text(textwrap.dedent(source))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), ROOT]))
+    return subprocess.run([sys.executable, '-c', 'import gluon_classics'], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def _last_line(result):
+    assert result.returncode != 0
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_numpy_too_new(tmp_path):
+    result = _import_with_fakes(tmp_path, {'numpy': "__version__ = '1.26.4'"})
+    line = _last_line(result)
+    assert 'numpy 1.26.4 is too new' in line and 'pip install numpy==1.23.5' in line
+
+
+def test_mxnet_missing(tmp_path):
+    result = _import_with_fakes(tmp_path, {'mxnet': "raise ModuleNotFoundError(\"No module named 'mxnet'\", name='mxnet')"})
+    line = _last_line(result)
+    assert 'MXNet is not installed' in line and 'pip install mxnet==1.9.1' in line
+
+
+def test_cuda_build_without_cuda_libraries(tmp_path):
+    # what mxnet-cu112 raises from its libmxnet.so dlopen on a machine without CUDA 11
+    result = _import_with_fakes(tmp_path, {'mxnet': """
+        raise OSError('libcudart.so.11.0: cannot open shared object file: No such file or directory')
+    """})
+    line = _last_line(result)
+    assert 'could not load libcudart.so.11.0' in line and 'LD_LIBRARY_PATH' in line
+    assert 'pip install mxnet==1.9.1' in line
+
+
+@pytest.mark.parametrize('version,too_new', [('1.23.5', False), ('1.24.0', True),
+                                             ('2.0.1', True), ('1.9.3', False)])
+def test_numpy_version_rule(version, too_new):
+    from gluon_classics._backend import _numpy_too_new
+    assert _numpy_too_new(version) is too_new
