@@ -60,6 +60,7 @@ def _model_kwargs(args):
 
 def cmd_train(args):
     from .training import TrainingInterrupted, atomic_write, fit
+    from .training.distributed import is_chief
     checkpoint = args.checkpoint or (args.save + '.ckpt' if args.save
                                      else f'runs/{args.model}-{args.variant}.ckpt')
     try:
@@ -71,13 +72,15 @@ def cmd_train(args):
                            hybridize=not args.no_hybridize, kvstore=args.kvstore,
                            model_kwargs=_model_kwargs(args))
     except TrainingInterrupted as stop:
-        if args.metrics and stop.history:
+        if args.metrics and stop.history and is_chief():
             _write_json(args.metrics, stop.history)
         done = len(stop.history)
         print(f'gluon-classics: interrupted in epoch {stop.epoch}; '
               + (f'{done} finished epoch(s) are in {checkpoint}: continue with --resume {checkpoint}'
                  if done else 'no epoch had finished, nothing was saved'), file=sys.stderr)
         return 130
+    if not is_chief():  # a parameter-server job: rank 0 writes the files for all workers
+        return 0
     if args.save:
         atomic_write(args.save, net.save_parameters)
     if args.metrics:
@@ -122,10 +125,50 @@ def cmd_predict(args):
     images, true, pred = predict(net, test_iter, args.num, ctx=args.ctx)
     names = test_iter.text_labels
     titles = [f'{names[t]}\n{names[p]}' for t, p in zip(true, pred)]
-    show_images(images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1),
-                1, len(titles), titles=titles, path=args.out)
+    show_images(images, 1, len(titles), titles=titles, path=args.out)
     print(f'saved {len(titles)} test images with true (top) and predicted (bottom) labels '
           f'to {args.out}')
+
+
+def cmd_ablate(args):
+    import os
+    from .experiments import ablate
+    variants = [v.strip() for v in args.variants.split(',') if v.strip()] if args.variants else None
+    try:
+        ablate(variants, epochs=args.epochs, seeds=args.seeds, out=args.out, model=args.model,
+               dataset=args.dataset, data_dir=args.data_dir, resize=args.resize, ctx=args.ctx,
+               lr=args.lr, batch_size=args.batch_size, num_examples=args.num_examples,
+               log=lambda *a: print(*a, flush=True))  # long runs are often logged to a file
+    except KeyboardInterrupt:
+        print(f'gluon-classics: interrupted; the variants that finished are in '
+              f'{os.path.join(args.out, "results.md")}', file=sys.stderr)
+        return 130
+    print(f'wrote results.md, results.json and curves.png to {args.out}')
+    return 0
+
+
+def cmd_features(args):
+    import os
+    from . import get_model
+    from .experiments import lenet_options, write_feature_report
+    from .training import load_params
+    if not os.path.isfile(args.params):  # before the data set is read
+        raise UsageError(f'parameter file {args.params} does not exist: '
+                         f'train with --save {args.params} first')
+    variant, kwargs = lenet_options(args.variant)
+    test_iter = _test_data(args, 256)
+    kwargs.update(_model_kwargs(args))
+    net = get_model(args.model, variant=variant, num_classes=test_iter.num_classes,
+                    in_channels=test_iter.image_shape[0], **kwargs)
+    load_params(net, args.params, ctx=args.ctx)
+    report = write_feature_report(net, test_iter, args.out, num_images=args.num_images)
+    print(f'wrote {", ".join(os.path.basename(f) for f in report["files"])} to {args.out}')
+    return 0
+
+
+def cmd_launch(args):
+    from .training.distributed import run_launch
+    return run_launch(args)
 
 
 def _add_data_args(p):
@@ -172,8 +215,10 @@ def build_parser():
     p.add_argument('--checkpoint', metavar='PATH',
                    help='checkpoint after every epoch (default: SAVE.ckpt, else runs/MODEL-VARIANT.ckpt)')
     p.add_argument('--resume', metavar='PATH', help='continue from a checkpoint')
-    p.add_argument('--kvstore', default='device',
-                   help='device (default), local, dist_sync, dist_device_sync')
+    p.add_argument('--kvstore', default=None,
+                   help="gradient aggregation: local (default for CPUs), device (default for "
+                        "GPUs); dist_sync, dist_device_sync or dist_async under "
+                        "'gluon-classics launch' (the default there: dist_sync)")
     p.add_argument('--no-hybridize', action='store_true', help='run imperatively (debugging)')
     p.set_defaults(func=cmd_train)
 
@@ -193,6 +238,46 @@ def build_parser():
     p.add_argument('--out', required=True, metavar='PATH.png')
     p.add_argument('--num', type=int, default=8, help='number of images (default 8)')
     p.set_defaults(func=cmd_predict)
+
+    from .training.distributed import add_launch_arguments
+    p = sub.add_parser('launch', help='run a training command as a parameter-server job',
+                       description='Start 1 scheduler, S servers and W workers of COMMAND on '
+                                   'this machine (on 127.0.0.1), or over ssh with --hostfile: '
+                                   'gluon-classics launch -n 2 -s 1 -- gluon-classics train '
+                                   'lenet --kvstore dist_sync')
+    add_launch_arguments(p)
+    p.set_defaults(func=cmd_launch)
+
+    p = sub.add_parser('ablate', help="train the LeNet chapter's exercise variants side by side")
+    p.add_argument('model', choices=['lenet'])
+    _add_data_args(p)
+    p.add_argument('--variants', metavar='A,B,...',
+                   help='comma-separated names from gluon_classics.experiments.VARIANTS '
+                        '(default: all): baseline, max-pool, relu, relu+max, relu-lr0.1, '
+                        'relu+max-lr0.1, kernel-3, kernel-7, wide-channels, extra-conv, '
+                        'dense-wide, dense-narrow')
+    p.add_argument('--epochs', type=int, help='epochs per run (default 10)')
+    p.add_argument('--seeds', type=int, default=1, metavar='K',
+                   help='runs per variant, with seeds 0..K-1 (default 1)')
+    p.add_argument('--lr', type=float, help='shared learning rate (default 0.9)')
+    p.add_argument('--batch-size', type=int, help='default 256')
+    p.add_argument('--num-examples', type=int, metavar='N', help='train on N examples only')
+    p.add_argument('--out', default='runs/ablation', metavar='DIR',
+                   help='folder for results.md, results.json, curves.png (default runs/ablation)')
+    p.set_defaults(func=cmd_ablate)
+
+    p = sub.add_parser('features', help='conv feature maps and activation statistics')
+    p.add_argument('model', choices=['lenet'])
+    p.add_argument('--variant', default='d2l',
+                   help='a LeNet variant (d2l, gluon, lenet5) or an ablate variant (relu, '
+                        'kernel-3, ...) that the parameters were trained as (default d2l)')
+    _add_variant_overrides(p)
+    _add_data_args(p)
+    p.add_argument('--params', required=True, metavar='PATH', help='file written by train --save')
+    p.add_argument('--out', required=True, metavar='DIR')
+    p.add_argument('--num-images', type=int, default=4, metavar='K',
+                   help='test images in the feature-map grids (default 4)')
+    p.set_defaults(func=cmd_features)
     return parser
 
 

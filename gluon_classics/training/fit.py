@@ -60,8 +60,14 @@ def seed_everything(seed):
     random.seed(seed)
 
 
-def make_trainer(net, lr, optimizer='sgd', kvstore='device'):
-    """``gluon.Trainer`` for the chapters' plain SGD or the momentum recipe."""
+def make_trainer(net, lr, optimizer='sgd', kvstore=None):
+    """``gluon.Trainer`` for the chapters' plain SGD or the momentum recipe.
+
+    ``kvstore`` None picks 'local' for CPU contexts, 'device' for GPU ones
+    (:func:`~gluon_classics.training.distributed.default_kvstore`); a
+    ``'dist_*'`` name joins the parameter server.
+    """
+    from .distributed import connect, default_kvstore, is_distributed
     if optimizer not in OPTIMIZERS:
         raise ValueError(f'unknown optimizer {optimizer!r}: choose one of {", ".join(OPTIMIZERS)}')
     if not lr > 0:
@@ -69,13 +75,23 @@ def make_trainer(net, lr, optimizer='sgd', kvstore='device'):
     params = {'learning_rate': lr}
     if optimizer == 'momentum':
         params.update(momentum=0.9, wd=5e-4)
-    return gluon.Trainer(net.collect_params(), 'sgd', params, kvstore=kvstore)
+    if kvstore is None:
+        kvstore = default_kvstore(next(iter(net.collect_params().values())).list_ctx())
+    kvstore, update_on_kvstore = connect(kvstore), None
+    if is_distributed(kvstore) and 'async' not in kvstore.type:
+        # Workers pull the gradients summed over all of them and update
+        # locally; rescaled by the workers' count they are the mean over the
+        # job's batch, whatever size the last batch has.
+        params['rescale_grad'] = 1.0 / kvstore.num_workers
+        update_on_kvstore = False
+    return gluon.Trainer(net.collect_params(), 'sgd', params, kvstore=kvstore,
+                         update_on_kvstore=update_on_kvstore)
 
 
 def fit(model='lenet', variant='d2l', *, dataset='fashion-mnist', epochs=None, lr=None,
         batch_size=None, resize=None, data_dir=None, ctx=None, seed=None, optimizer='sgd',
         num_examples=None, checkpoint=None, resume=None, hybridize=True, progress=None,
-        kvstore='device', callbacks=(), model_kwargs=None, log=print):
+        kvstore=None, callbacks=(), model_kwargs=None, log=print):
     """Train a model the way its chapter does, with the chapter's defaults.
 
     Parameters
@@ -99,6 +115,11 @@ def fit(model='lenet', variant='d2l', *, dataset='fashion-mnist', epochs=None, l
         5e-4 and lr / 10 when test accuracy stops improving.
     num_examples : int, optional
         Train on a seeded subset of this many examples (quick runs).
+    kvstore : str, optional
+        'local' (CPUs) or 'device' (GPUs) by default. 'dist_sync',
+        'dist_device_sync' or 'dist_async' in processes started by
+        ``gluon-classics launch``: each worker trains on its shard with its
+        share of ``batch_size``; only rank 0 logs and writes the checkpoint.
     checkpoint : str, optional
         Checkpoint path written after every epoch.
     resume : str, optional
@@ -123,6 +144,10 @@ def fit(model='lenet', variant='d2l', *, dataset='fashion-mnist', epochs=None, l
         raise ValueError(f'epochs and batch size must be at least 1; got {epochs} and {batch_size}')
     ctx = ctx or try_gpu()
     ctxs = ctx if isinstance(ctx, (list, tuple)) else [ctx]
+    from .distributed import (checkpoint_path, connect, default_kvstore, shard_for_worker,
+                              worker_batch_size)
+    kvstore = connect(kvstore or default_kvstore(ctxs))
+    checkpoint = checkpoint_path(kvstore, checkpoint, resume, log)
     meta = None
     if resume:
         meta = _peek(resume)
@@ -130,11 +155,13 @@ def fit(model='lenet', variant='d2l', *, dataset='fashion-mnist', epochs=None, l
     if seed is not None:
         seed_everything(seed)
 
-    train_iter, test_iter = load_data(dataset, batch_size, resize=resize, root=data_dir,
+    train_iter, test_iter = load_data(dataset, worker_batch_size(batch_size, kvstore),
+                                      resize=resize, root=data_dir,
                                       ctx=ctxs[0] if len(ctxs) == 1 else mx.cpu(),
                                       shuffle_seed=seed)
     if num_examples:
         train_iter = train_iter.subset(num_examples, seed=seed or 0)
+    train_iter = shard_for_worker(train_iter, kvstore, seed=seed or 0, log=log)
     kwargs = dict(model_kwargs or {})
     kwargs.setdefault('num_classes', train_iter.num_classes)
     kwargs.setdefault('in_channels', train_iter.image_shape[0])

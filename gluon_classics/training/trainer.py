@@ -192,32 +192,40 @@ def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs, 
     ValueError
         A batch of a shape the network cannot take.
     """
-    ctxs = _ctx_list(ctx)
     objective = _objective(net, hybridize)
     history = list(history or [])
+    from .distributed import is_chief  # imported late: `python -m` runs that module
+    if not is_chief():  # a parameter-server job: rank 0 speaks and writes for all
+        log, checkpoint, progress = (lambda *args, **kwargs: None), None, False
     log('training on', ctx)
     for epoch in range(start_epoch, num_epochs):
-        if seed is not None:
-            mx.random.seed(seed + epoch)
-            if hasattr(train_iter, 'epoch'):
-                train_iter.epoch = epoch
         try:
-            record = _train_epoch(net, objective, train_iter, trainer, ctxs, epoch + 1, progress)
+            record = _epoch(net, objective, train_iter, test_iter, trainer, ctx, epoch, seed,
+                            progress)
+            if checkpoint:  # first: a printed epoch is a saved epoch
+                save_checkpoint(checkpoint, net, trainer, epoch + 1, history + [record], seed)
+            history.append(record)
+            log('epoch %d, loss %.4f, train acc %.3f, test acc %.3f, time %.1f sec'
+                % (record['epoch'], record['loss'], record['train_acc'], record['test_acc'],
+                   record['seconds']))
         except KeyboardInterrupt:
-            raise TrainingInterrupted(epoch + 1, history) from None
-        test_acc = evaluate_accuracy(test_iter, net, ctx)
-        record = {'epoch': epoch + 1, 'loss': record['loss'], 'train_acc': record['train_acc'],
-                  'test_acc': test_acc, 'seconds': time.time() - record['start'],
-                  'examples_per_sec': record['examples_per_sec']}
-        log('epoch %d, loss %.4f, train acc %.3f, test acc %.3f, time %.1f sec'
-            % (record['epoch'], record['loss'], record['train_acc'], record['test_acc'],
-               record['seconds']))
-        history.append(record)
-        if checkpoint:
-            save_checkpoint(checkpoint, net, trainer, epoch + 1, history, seed)
+            raise TrainingInterrupted(len(history) + 1, history) from None
         if any([cb(record, trainer) for cb in callbacks]):
             break
     return history
+
+
+def _epoch(net, objective, train_iter, test_iter, trainer, ctx, epoch, seed, progress):
+    """Train one epoch and evaluate: the history record of epoch ``epoch + 1``."""
+    if seed is not None:
+        mx.random.seed(seed + epoch)
+        if hasattr(train_iter, 'epoch'):
+            train_iter.epoch = epoch
+    train = _train_epoch(net, objective, train_iter, trainer, _ctx_list(ctx), epoch + 1, progress)
+    test_acc = evaluate_accuracy(test_iter, net, ctx)
+    return {'epoch': epoch + 1, 'loss': train['loss'], 'train_acc': train['train_acc'],
+            'test_acc': test_acc, 'seconds': time.time() - train['start'],
+            'examples_per_sec': train['examples_per_sec']}
 
 
 def _train_epoch(net, objective, train_iter, trainer, ctxs, epoch, progress):
@@ -262,7 +270,11 @@ def _train_epoch(net, objective, train_iter, trainer, ctxs, epoch, progress):
             bar.close()
     if n == 0:
         raise ValueError('train_ch5: the training iterator yielded no examples')
-    loss = running_loss()
+    from .distributed import sum_over_workers
+    running_loss()  # the divergence check, on this worker's batches
+    # In a parameter-server job each worker saw its own shard: the epoch is all of them.
+    loss, correct, n = sum_over_workers([sum(s.asscalar() for s in loss_sum),
+                                         sum(c.asscalar() for c in correct), n])
     train_seconds = time.time() - start
-    return {'loss': loss, 'train_acc': sum(c.asscalar() for c in correct) / n,
+    return {'loss': loss / n, 'train_acc': correct / n,
             'examples_per_sec': n / train_seconds, 'start': start}

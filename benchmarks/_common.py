@@ -1,0 +1,104 @@
+"""Shared helpers of the benchmark scripts: IDX reading, the JSON-line protocol, summaries.
+
+Pure numpy and the standard library on purpose: ``torch_reference.py`` imports
+this module and must not load MXNet (two OpenMP runtimes in one process).
+
+Each peer runs in its own subprocess and prints one ``BENCH_JSON {...}`` line
+per epoch (``kind: "epoch"``) and one per run (``kind: "run"``); the parent
+collects them with :func:`run_peer`.
+"""
+import gzip
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+__all__ = ['DEFAULT_DATA_DIR', 'read_fashion_mnist', 'emit', 'run_peer', 'summarize',
+           'format_table', 'wall_examples_per_sec']
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+# The shared offline copy beside the repository, then Gluon's cache.
+DEFAULT_DATA_DIR = next((d for d in (os.path.join(REPO, '..', 'shared', 'data', 'fashion-mnist'),
+                                     os.path.expanduser('~/.mxnet/datasets/fashion-mnist'))
+                         if os.path.isdir(d)), os.path.join(REPO, '..', 'shared', 'data',
+                                                            'fashion-mnist'))
+PREFIX = 'BENCH_JSON '
+IDX_FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte',
+             't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')
+
+
+def _read_idx(path):
+    import numpy as np
+    opener = gzip.open if path.endswith('.gz') else open
+    with opener(path, 'rb') as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], 'big') for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def read_fashion_mnist(data_dir):
+    """The four IDX files of ``data_dir`` (``.gz`` or not) as numpy arrays.
+
+    Returns
+    -------
+    (train_images, train_labels), (test_images, test_labels)
+        uint8 ``(N, 28, 28)`` images and uint8 ``(N,)`` labels.
+    """
+    arrays = []
+    for name in IDX_FILES:
+        path = os.path.join(data_dir, name + '.gz')
+        if not os.path.exists(path):
+            path = os.path.join(data_dir, name)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f'{name}[.gz] not found in {data_dir} (use --data-dir)')
+        arrays.append(_read_idx(path))
+    return (arrays[0], arrays[1]), (arrays[2], arrays[3])
+
+
+def emit(**record):
+    """Print one protocol line (flushed, so the parent sees it even if we die later)."""
+    print(PREFIX + json.dumps(record), flush=True)
+
+
+def run_peer(argv, env=None, echo=True, timeout=None):
+    """Run ``python argv...`` and return its protocol records (dicts).
+
+    Other output is echoed (indented) when ``echo``; a non-zero exit status
+    raises ``RuntimeError`` with the tail of the output.
+    """
+    proc = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=REPO,
+                            env=dict(os.environ, **(env or {})))
+    records, tail = [], []
+    for line in proc.stdout:
+        if line.startswith(PREFIX):
+            records.append(json.loads(line[len(PREFIX):]))
+        else:
+            tail = (tail + [line])[-30:]
+            if echo:
+                sys.stdout.write('    ' + line)
+                sys.stdout.flush()
+    if proc.wait(timeout=timeout) != 0:
+        raise RuntimeError(f'{" ".join(argv)} exited with {proc.returncode}:\n{"".join(tail)}')
+    return records
+
+
+def wall_examples_per_sec(epochs):
+    """All training examples over all training wall time (loading included, evaluation not)."""
+    return sum(e['examples'] for e in epochs) / sum(e['train_wall_s'] for e in epochs)
+
+
+def summarize(values):
+    """(min, median, max) of a non-empty list."""
+    return min(values), statistics.median(values), max(values)
+
+
+def format_table(rows, headers):
+    """A plain-text table; ``rows`` are lists of strings."""
+    widths = [max(len(str(r[i])) for r in [headers] + rows) for i in range(len(headers))]
+    line = lambda r: '  '.join(str(c).rjust(w) if i else str(c).ljust(w)  # noqa: E731
+                               for i, (c, w) in enumerate(zip(r, widths)))
+    return '\n'.join([line(headers), line(['-' * w for w in widths])] + [line(r) for r in rows])

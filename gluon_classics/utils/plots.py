@@ -1,0 +1,98 @@
+"""Plots as the d2l chapters draw them, usable without a display."""
+import os
+import sys
+
+import numpy as np
+
+__all__ = ['show_images', 'plot_history']
+
+
+def _pyplot():
+    """matplotlib.pyplot, on the Agg backend when there is no display to draw on."""
+    import matplotlib
+    headless = sys.platform.startswith('linux') and not (
+        os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY'))
+    # Only choose a backend when none is set up yet: a notebook's inline
+    # backend or the user's own choice wins.
+    if headless and 'matplotlib.pyplot' not in sys.modules and 'MPLBACKEND' not in os.environ:
+        matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _to_hwc(img):
+    if hasattr(img, 'asnumpy'):
+        img = img.asnumpy()
+    img = np.asarray(img)
+    if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[-1] not in (1, 3):
+        img = img.transpose(1, 2, 0)  # CHW, as the loaders give, to HWC
+    return img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img
+
+
+def show_images(imgs, num_rows, num_cols, titles=None, scale=1.5, path=None):
+    """Plot images on a grid, as d2l's ``show_images``.
+
+    Parameters
+    ----------
+    imgs : sequence of array-like or NDArray
+        Images as ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)``; extra ones are ignored.
+    num_rows, num_cols : int
+        Grid size.
+    titles : sequence of str, optional
+        One title per image.
+    scale : float, default 1.5
+        Inches per grid cell.
+    path : str, optional
+        Also save the figure to this file (format from its extension).
+
+    Returns
+    -------
+    numpy.ndarray of matplotlib.axes.Axes
+        The grid's axes, flattened.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(num_rows, num_cols, figsize=(num_cols * scale, num_rows * scale),
+                             squeeze=False)
+    axes = axes.flatten()
+    for i, (ax, img) in enumerate(zip(axes, imgs)):
+        img = _to_hwc(img)
+        ax.imshow(img, cmap='gray' if img.ndim == 2 else None)
+        ax.axes.get_xaxis().set_visible(False)
+        ax.axes.get_yaxis().set_visible(False)
+        if titles:
+            ax.set_title(titles[i])
+    if path:
+        fig.savefig(path, bbox_inches='tight')
+    return axes
+
+
+def plot_history(history, path=None, title=None):
+    """Train loss, train accuracy and test accuracy by epoch, as d2l's Animator draws them.
+
+    Parameters
+    ----------
+    history : list of dict
+        What :func:`~gluon_classics.train_ch5` returns (or its ``--metrics`` JSON).
+    path : str, optional
+        Also save the figure to this file.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    plt = _pyplot()
+    epochs = [r['epoch'] for r in history]
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    for key, style, label in (('loss', '-', 'train loss'), ('train_acc', 'm--', 'train acc'),
+                              ('test_acc', 'g-.', 'test acc')):
+        ax.plot(epochs, [r[key] for r in history], style, label=label, marker='o', markersize=3)
+    ax.set_xlabel('epoch')
+    ax.set_xlim(min(epochs) - 0.2, max(epochs) + 0.2)
+    ax.grid(True)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    if path:
+        fig.savefig(path, bbox_inches='tight', dpi=120)
+    return ax

@@ -1,0 +1,342 @@
+"""Data parallelism: several contexts in one process, and a parameter-server job on loopback.
+
+The job tests start real MXNet schedulers, servers and workers bound to
+127.0.0.1 only, under a hard time limit that kills their whole process group.
+"""
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import textwrap
+import time
+import types
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import init
+
+from gluon_classics import lenet
+from gluon_classics.cli import build_parser
+from gluon_classics.data import ArrayLoader
+from gluon_classics.training import make_trainer, train_ch5
+from gluon_classics.training import distributed
+from gluon_classics.training.distributed import (connect, default_kvstore, launch,
+                                                 shard_for_worker, worker_batch_size)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Everything a job binds to or connects to; the launcher's default, spelled out.
+LOOPBACK = {'DMLC_PS_ROOT_URI': '127.0.0.1', 'DMLC_NODE_HOST': '127.0.0.1',
+            'DMLC_INTERFACE': 'lo'}
+
+
+def _synthetic(n, seed=0):
+    """A 10-class set a LeNet learns in a few steps: class k lights block k of a 4x3 grid."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    images = rng.integers(0, 60, (n, 1, 28, 28)).astype(np.uint8)
+    for i, k in enumerate(labels):
+        r, c = divmod(int(k), 4)
+        images[i, 0, 2 + 9 * r:8 + 9 * r, 1 + 7 * c:6 + 7 * c] = 230
+    return images, labels
+
+
+def _write_idx(folder, images, labels, test_images, test_labels):
+    """The four Fashion-MNIST IDX files (plain, not gzipped) in ``folder``."""
+    os.makedirs(folder, exist_ok=True)
+    for name, arr in (('train-images-idx3-ubyte', images[:, 0]),
+                      ('train-labels-idx1-ubyte', labels),
+                      ('t10k-images-idx3-ubyte', test_images[:, 0]),
+                      ('t10k-labels-idx1-ubyte', test_labels)):
+        header = struct.pack('>I', 0x800 + arr.ndim) + struct.pack(f'>{arr.ndim}I', *arr.shape)
+        with open(os.path.join(folder, name), 'wb') as f:
+            f.write(header + arr.astype(np.uint8).tobytes())
+
+
+def _quiet(*args, **kwargs):
+    pass
+
+
+# --- several contexts in one process ---------------------------------------------------------
+
+def _train(ctx, images, labels, init_params, batch_size=32, epochs=2):
+    net = lenet(activation='relu')
+    net.load_parameters(init_params, ctx=ctx)
+    train_iter = ArrayLoader(images, labels, batch_size, shuffle=True, shuffle_seed=3,
+                             ctx=mx.cpu())
+    test_iter = ArrayLoader(images[:64], labels[:64], 64, ctx=mx.cpu())
+    trainer = make_trainer(net, 0.1)
+    history = train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, epochs, seed=0,
+                        log=_quiet, progress=False)
+    return [p.data(mx.cpu(0)).asnumpy() for p in net.collect_params().values()], history, trainer
+
+
+def test_two_cpu_contexts_train_like_one(tmp_path):
+    # 100 examples: the last batch (4) splits unevenly over the two contexts.
+    images, labels = _synthetic(100)
+    net = lenet(activation='relu')
+    net.initialize(init.Xavier(), ctx=mx.cpu(0))
+    net(mx.nd.zeros((1, 1, 28, 28)))
+    net.save_parameters(str(tmp_path / 'init.params'))
+
+    one, one_history, _ = _train(mx.cpu(0), images, labels, str(tmp_path / 'init.params'))
+    two, two_history, trainer = _train([mx.cpu(0), mx.cpu(1)], images, labels,
+                                       str(tmp_path / 'init.params'))
+    assert trainer._kvstore.type == 'local'  # the CPU default, summing on the CPU
+    start = [p.data().asnumpy() for p in net.collect_params().values()]
+    assert not np.allclose(one[0], start[0]), 'training did not move the weights'
+    for a, b in zip(one, two):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    for a, b in zip(one_history, two_history):
+        for key in ('loss', 'train_acc', 'test_acc'):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), key
+
+
+def test_default_kvstore(monkeypatch):
+    monkeypatch.delenv('DMLC_ROLE', raising=False)
+    assert default_kvstore([mx.cpu(0), mx.cpu(1)]) == 'local'
+    assert default_kvstore(mx.cpu()) == 'local'
+    assert default_kvstore([mx.gpu(0), mx.gpu(1)]) == 'device'  # a Context needs no GPU
+    monkeypatch.setenv('DMLC_ROLE', 'worker')  # a process started by a launcher
+    assert default_kvstore([mx.cpu(0)]) == 'dist_sync'
+    assert default_kvstore([mx.gpu(0), mx.gpu(1)]) == 'dist_device_sync'
+
+
+def test_cli_contexts_and_kvstore():
+    args = build_parser().parse_args(['train', 'lenet', '--ctx', 'cpu:0,1'])
+    assert args.ctx == [mx.cpu(0), mx.cpu(1)] and args.kvstore is None
+    args = build_parser().parse_args(['launch', '-n', '3', '-s', '2', '--timeout', '60', '--',
+                                      'gluon-classics', 'train', 'lenet', '-n', '1'])
+    assert (args.num_workers, args.num_servers, args.timeout) == (3, 2, 60)
+    assert args.command == ['--', 'gluon-classics', 'train', 'lenet', '-n', '1']
+
+
+def test_dist_kvstore_outside_a_job_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv('DMLC_ROLE', raising=False)
+    with pytest.raises(ValueError, match='gluon-classics launch'):
+        connect('dist_sync')
+    assert connect('local') == 'local'
+
+
+def _fake_kv(kind, workers, rank):
+    return types.SimpleNamespace(type=kind, num_workers=workers, rank=rank)
+
+
+def test_shards_are_equal_and_disjoint():
+    images, labels = _synthetic(100)
+    images[:, 0, 0, 0] = np.arange(100)  # an id per example
+    loader = ArrayLoader(images, labels, 8, ctx=mx.cpu())
+    shards = [shard_for_worker(loader, _fake_kv('dist_sync', 3, r)) for r in range(3)]
+    ids = [set(s.images[:, 0, 0, 0].tolist()) for s in shards]
+    assert [s.num_examples for s in shards] == [33, 33, 33]  # one left out: equal step counts
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    # async: the server's 1 / batch_size is fixed, so whole batches only
+    shards = [shard_for_worker(loader, _fake_kv('dist_async', 3, r)) for r in range(3)]
+    assert [s.num_examples for s in shards] == [32, 32, 32]
+    assert shard_for_worker(loader, 'local') is loader
+    assert worker_batch_size(256, _fake_kv('dist_sync', 3, 0)) == 85
+    with pytest.raises(ValueError, match='smaller than the 4 workers'):
+        worker_batch_size(2, _fake_kv('dist_sync', 4, 0))
+
+
+def test_only_rank_0_prints_and_writes(tmp_path, monkeypatch, capsys):
+    from gluon_classics.cli import main
+    images, labels = _synthetic(64)
+    _write_idx(str(tmp_path / 'data'), images, labels, images[:32], labels[:32])
+    # This process as rank 1 of a job (dist_async: no cross-worker sums to wait for).
+    monkeypatch.setattr(distributed, '_KVSTORE', _fake_kv('dist_async', 2, 1))
+    files = {name: str(tmp_path / name) for name in ('p.params', 'm.json', 'c.ckpt', 'plot.png')}
+    code = main(['train', 'lenet', '--data-dir', str(tmp_path / 'data'), '--epochs', '1',
+                 '--batch-size', '32', '--ctx', 'cpu', '--save', files['p.params'],
+                 '--metrics', files['m.json'], '--checkpoint', files['c.ckpt'],
+                 '--plot', files['plot.png']])
+    assert code == 0
+    assert capsys.readouterr().out == ''
+    assert not any(os.path.exists(f) for f in files.values())
+
+
+# --- the launcher, with stand-in processes (no MXNet) -----------------------------------------
+
+def _stand_in(body):
+    return [sys.executable, '-c', 'import json, os, sys, time\n' + textwrap.dedent(body)]
+
+
+def test_launch_sets_dmlc_tracker_environment(tmp_path):
+    code = launch(_stand_in(f"""
+        env = {{k: v for k, v in os.environ.items() if k.startswith('DMLC_')}}
+        name = env['DMLC_ROLE'] + env.get('DMLC_TASK_ID', '')
+        json.dump(env, open(os.path.join({str(tmp_path)!r}, name + '.json'), 'w'))
+        """), num_workers=2, num_servers=1, timeout=60, log=_quiet)
+    assert code == 0
+    env = {f[:-5]: json.load(open(tmp_path / f)) for f in os.listdir(tmp_path)}
+    assert sorted(env) == ['scheduler', 'server2', 'worker0', 'worker1']
+    for name, e in env.items():
+        assert e['DMLC_PS_ROOT_URI'] == e['DMLC_NODE_HOST'] == '127.0.0.1'
+        assert (e['DMLC_NUM_WORKER'], e['DMLC_NUM_SERVER']) == ('2', '1')
+        assert e['DMLC_PS_ROOT_PORT'] == env['scheduler']['DMLC_PS_ROOT_PORT']
+        assert e['DMLC_ROLE'] == name.rstrip('012')
+    assert 'DMLC_TASK_ID' not in env['scheduler']
+    assert env['worker1']['DMLC_JOB_CLUSTER'] == 'local'
+
+
+def test_launch_shares_the_cores_among_workers():
+    cores = os.cpu_count() or 1
+    # str(cores) is what importing gluon_classics sets: not the user's choice
+    envs = distributed._role_envs(2, 1, '127.0.0.1', 9000, {'OMP_NUM_THREADS': str(cores)})
+    threads = {role: env['OMP_NUM_THREADS'] for role, env in envs}
+    assert threads == {'scheduler': '1', 'server': '1', 'worker': str(max(1, cores // 2))}
+    envs = distributed._role_envs(2, 1, '127.0.0.1', 9000, {'OMP_NUM_THREADS': '7'})
+    assert {env['OMP_NUM_THREADS'] for _, env in envs} == {'7'}
+
+
+def _gone(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_launch_stops_the_job_when_a_worker_fails(tmp_path):
+    start = time.monotonic()
+    code = launch(_stand_in(f"""
+        open(os.path.join({str(tmp_path)!r}, str(os.getpid())), 'w').close()
+        if os.environ.get('DMLC_TASK_ID') == '0':
+            time.sleep(0.5)
+            sys.exit(3)
+        time.sleep(120)
+        """), num_workers=2, num_servers=1, timeout=60, log=_quiet)
+    assert code == 3 and time.monotonic() - start < 30
+    pids = [int(p) for p in os.listdir(tmp_path)]
+    assert len(pids) == 4 and all(_gone(p) for p in pids)
+
+
+def test_launch_timeout_stops_the_job():
+    start = time.monotonic()
+    code = launch(_stand_in('time.sleep(120)'), num_workers=2, num_servers=1, timeout=2,
+                  log=_quiet)
+    assert code == 124 and time.monotonic() - start < 30
+
+
+def test_hostfile_goes_to_mxnet_ssh_launcher(monkeypatch, tmp_path):
+    seen = {}
+
+    def run_path(path, run_name):
+        seen.update(path=path, argv=list(sys.argv))
+    monkeypatch.setattr('runpy.run_path', run_path)
+    args = build_parser().parse_args(['launch', '-n', '2', '-s', '1', '-H', 'hosts', '--',
+                                      'gluon-classics', 'train', 'lenet'])
+    assert distributed.run_launch(args) == 0
+    assert seen['path'].endswith(os.path.join('mxnet', 'tools', 'launch.py'))
+    assert seen['argv'][1:] == ['-n', '2', '-s', '1', '-H', 'hosts', '--launcher', 'ssh',
+                                'gluon-classics', 'train', 'lenet']
+
+
+# --- a real parameter-server job on loopback --------------------------------------------------
+
+WORKER = """
+import json, os, sys
+import mxnet as mx
+from gluon_classics import fit
+from gluon_classics.training import distributed
+
+out = sys.argv[1]
+net, history = fit('lenet', data_dir=os.path.join(out, 'data'), epochs=3, batch_size=32,
+                   lr=0.1, seed=0, ctx=mx.cpu(), kvstore=sys.argv[2], progress=False,
+                   checkpoint=os.path.join(out, 'job.ckpt'), model_kwargs={'activation': 'relu'})
+rank = distributed.rank()
+net.save_parameters(os.path.join(out, f'worker{rank}.params'))
+with open(os.path.join(out, f'worker{rank}.json'), 'w') as f:
+    json.dump({'history': history, 'num_workers': distributed.num_workers()}, f)
+"""
+
+
+def _run_job(tmp_path, kvstore, hard_limit=150):
+    images, labels = _synthetic(256)
+    test_images, test_labels = _synthetic(64, seed=1)
+    _write_idx(str(tmp_path / 'data'), images, labels, test_images, test_labels)
+    script = tmp_path / 'worker.py'
+    script.write_text(WORKER)
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1', MXNET_CPU_WORKER_NTHREADS='1',
+               **LOOPBACK)
+    cmd = [sys.executable, '-m', 'gluon_classics.training.distributed', '-n', '2', '-s', '1',
+           '--timeout', str(hard_limit - 20), '--', sys.executable, str(script), str(tmp_path),
+           kvstore]
+    # Own session: on timeout the whole group (launcher, scheduler, server, workers) dies.
+    proc = subprocess.Popen(cmd, env=env, cwd=str(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=hard_limit)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f'the job ran past {hard_limit} s:\n{out[-3000:]}')
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+class _Stacked:
+    """One process's view of a job's steps: every worker's batch of a step, stacked."""
+
+    def __init__(self, shards):
+        self.shards, self.epoch = shards, 0
+
+    def __len__(self):
+        return len(self.shards[0])
+
+    def __iter__(self):
+        for shard in self.shards:
+            shard.epoch = self.epoch
+        self.epoch += 1
+        for parts in zip(*self.shards):
+            yield (mx.nd.concat(*[X for X, _ in parts], dim=0),
+                   mx.nd.concat(*[y for _, y in parts], dim=0))
+
+
+def _one_process_reference(data_dir, num_workers=2):
+    """What the job computes, in one process: WORKER's fit() with the job's total batch."""
+    from gluon_classics import get_model, load_data
+    from gluon_classics.training import seed_everything
+    seed_everything(0)
+    train_iter, test_iter = load_data('fashion-mnist', 32 // num_workers, root=data_dir,
+                                      ctx=mx.cpu(), shuffle_seed=0)
+    shards = [shard_for_worker(train_iter, _fake_kv('dist_sync', num_workers, r))
+              for r in range(num_workers)]
+    net = get_model('lenet', activation='relu', num_classes=10, in_channels=1)
+    net.initialize(init.Xavier(), ctx=mx.cpu())
+    history = train_ch5(net, _Stacked(shards), test_iter, 32, make_trainer(net, 0.1), mx.cpu(),
+                        3, seed=0, log=_quiet, progress=False)
+    return net, history
+
+
+def test_dist_sync_job_on_loopback(tmp_path):
+    out = _run_job(tmp_path, 'dist_sync')
+    results = [json.load(open(tmp_path / f'worker{r}.json')) for r in range(2)]
+    assert [r['num_workers'] for r in results] == [2, 2]
+    # Both workers end with the same weights: one summed gradient, the same update.
+    params = [mx.nd.load(str(tmp_path / f'worker{r}.params')) for r in range(2)]
+    assert sorted(params[0]) == sorted(params[1])
+    for name in params[0]:
+        np.testing.assert_array_equal(params[0][name].asnumpy(), params[1][name].asnumpy(), name)
+    # The epochs are reported over both shards, the same on both workers, and learn.
+    first, second = (r['history'] for r in results)
+    for a, b in zip(first, second):
+        assert (a['loss'], a['train_acc'], a['test_acc']) == (b['loss'], b['train_acc'],
+                                                              b['test_acc'])
+    losses = [record['loss'] for record in first]
+    assert losses[-1] < losses[0] * 0.8, losses
+    # And they are what one process computes with the job's total batch: 2 x 16.
+    net, history = _one_process_reference(str(tmp_path / 'data'))
+    for name, param in net._collect_params_with_prefix().items():
+        np.testing.assert_allclose(params[0][name].asnumpy(), param.data().asnumpy(),
+                                   rtol=1e-4, atol=1e-5, err_msg=name)
+    for a, b in zip(first, history):
+        assert a['loss'] == pytest.approx(b['loss'], rel=1e-4), (first, history)
+    # Rank 0 alone prints, and writes the checkpoint.
+    assert out.count('epoch 1, loss') == 1 and out.count('dist_sync: 2 workers x 128') == 1, out
+    assert os.path.isfile(tmp_path / 'job.ckpt')

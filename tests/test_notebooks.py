@@ -1,0 +1,143 @@
+"""The chapter notebooks run top to bottom, at a small size, and show what they promise.
+
+Each notebook is executed once per session with nbclient (kernel ``python3``,
+working directory a temporary folder), with small parameters injected in a
+cell right after its ``parameters`` cell, papermill style. Any error in any
+cell fails the test. Fashion-MNIST comes from ``$GLUON_CLASSICS_DATA``: without
+it the tests fail (CI must not silently skip them).
+"""
+import os
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / 'notebooks'
+KERNEL = 'python3'
+CELL_TIMEOUT = 300  # seconds per cell; the slowest cell takes well under a minute here
+
+# Small enough for CI on two CPU cores, large enough that every section runs.
+SMALL = {
+    'lenet.ipynb': dict(NUM_EPOCHS=2, NUM_TRAIN_EXAMPLES=3000, NUM_TEST_EXAMPLES=1000,
+                        EXERCISE_EPOCHS=1),
+    # 67x67 is the smallest input AlexNet takes (the notebook computes it with
+    # layer_shapes); two batches of 128 are enough to exercise the loop.
+    'alexnet.ipynb': dict(NUM_EPOCHS=1, NUM_TRAIN_EXAMPLES=256, NUM_TEST_EXAMPLES=256,
+                          RESIZE=67),
+}
+
+
+def _data_dir():
+    root = os.environ.get('GLUON_CLASSICS_DATA')
+    if not root or not os.path.isdir(os.path.join(root, 'fashion-mnist')):
+        pytest.fail('the notebook tests need GLUON_CLASSICS_DATA set to the folder holding '
+                    f'fashion-mnist/ (e.g. ../shared/data); got {root!r}', pytrace=False)
+    return os.path.abspath(root)  # the kernel runs in a temporary folder
+
+
+def _read(name):
+    return nbformat.read(str(NOTEBOOKS / name), as_version=4)
+
+
+def _tagged(nb, tag):
+    cells = [c for c in nb.cells if tag in c.metadata.get('tags', [])]
+    assert cells, f'no cell tagged {tag!r}'
+    return cells
+
+
+def inject_parameters(nb, params):
+    """Insert a cell setting ``params`` right after the cell tagged ``parameters``."""
+    index = next((i for i, c in enumerate(nb.cells)
+                  if 'parameters' in c.metadata.get('tags', [])), None)
+    assert index is not None, 'the notebook has no cell tagged "parameters"'
+    cell = nbformat.v4.new_code_cell('\n'.join(f'{k} = {v!r}' for k, v in params.items()))
+    cell.metadata['tags'] = ['injected-parameters']
+    nb.cells.insert(index + 1, cell)
+    return nb
+
+
+def _execute(name, tmp_path_factory):
+    nb = inject_parameters(_read(name), dict(SMALL[name], DATA_DIR=_data_dir()))
+    cwd = tmp_path_factory.mktemp(name.replace('.', '_'))
+    client = NotebookClient(nb, kernel_name=KERNEL, timeout=CELL_TIMEOUT, allow_errors=False,
+                            resources={'metadata': {'path': str(cwd)}})
+    start = time.time()
+    client.execute()  # raises CellExecutionError, naming the cell, on any error
+    nb.metadata['execution_seconds'] = time.time() - start
+    return nb
+
+
+@pytest.fixture(scope='module')
+def lenet_nb(tmp_path_factory):
+    return _execute('lenet.ipynb', tmp_path_factory)
+
+
+@pytest.fixture(scope='module')
+def alexnet_nb(tmp_path_factory):
+    return _execute('alexnet.ipynb', tmp_path_factory)
+
+
+def _text(cell):
+    return ''.join(o.get('text', '') for o in cell.get('outputs', []) if o.output_type == 'stream')
+
+
+def _images(cell):
+    return sum('image/png' in o.get('data', {}) for o in cell.get('outputs', []))
+
+
+def _all_text(nb):
+    return '\n'.join(_text(c) for c in nb.cells if c.cell_type == 'code')
+
+
+@pytest.mark.parametrize('name', sorted(SMALL))
+def test_committed_without_outputs(name):
+    nb = _read(name)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == 'code']
+    dirty = [i for i, c in enumerate(code) if c.outputs or c.execution_count is not None]
+    assert not dirty, f'{name}: strip outputs and execution counts (code cells {dirty})'
+    assert _tagged(nb, 'parameters')[0] is code[0], f'{name}: parameters must be the first code cell'
+    assert nb.metadata['kernelspec']['name'] == KERNEL
+
+
+@pytest.mark.parametrize('name', sorted(SMALL))
+def test_small_parameters_exist(name):
+    source = _tagged(_read(name), 'parameters')[0].source
+    for key in list(SMALL[name]) + ['DATA_DIR']:
+        assert f'\n{key} = ' in '\n' + source, f'{name}: parameters cell lacks {key}'
+
+
+def test_lenet_runs_and_shows_its_pictures(lenet_nb):
+    shapes = _text(_tagged(lenet_nb, 'shapes')[0])
+    for line in ('conv0 output shape: (1, 6, 28, 28)', 'pool1 output shape: (1, 16, 5, 5)',
+                 'dense2 output shape: (1, 10)',          # d2l
+                 'conv0 output shape: (1, 6, 24, 24)',    # the Gluon article
+                 'conv2 output shape: (1, 120, 1, 1)'):   # LeNet-5
+        assert line in shapes
+    assert '61,706 parameters' in shapes
+    for tag in ('shapes-picture', 'samples', 'curve', 'predictions', 'feature-maps',
+                'activations', 'exercise-summary'):
+        assert all(_images(c) for c in _tagged(lenet_nb, tag)), f'no picture in the {tag!r} cell'
+    assert 'epoch 2, loss' in _text(_tagged(lenet_nb, 'train')[0])
+    text = _all_text(lenet_nb)
+    assert 'test acc' in _text(_tagged(lenet_nb, 'curve')[0])
+    assert 'max-pool' in text and 'kernel 7x7' in text and 'uniform noise' in text
+    assert 'MNIST' in _text(_tagged(lenet_nb, 'mnist')[0])  # ran, or said where the files go
+
+
+def test_alexnet_runs(alexnet_nb):
+    text = _all_text(alexnet_nb)
+    shapes = _text(_tagged(alexnet_nb, 'shapes')[0])
+    assert 'conv0 output shape: (1, 96, 54, 54)' in shapes
+    assert 'dense2 output shape: (1, 10)' in shapes
+    assert '46,764,746' in _text(_tagged(alexnet_nb, 'parameters-table')[0])
+    assert 'smallest input AlexNet takes: 67x67' in text
+    assert 'epoch 1, loss' in _text(_tagged(alexnet_nb, 'train')[0])
+    speed = _text(_tagged(alexnet_nb, 'speed')[0])
+    assert 'images/s on this CPU' in speed or 'trains in the chapter' in speed
+    assert 'test acc' in _text(_tagged(alexnet_nb, 'curve')[0])
+    for tag in ('parameters-table', 'samples', 'curve'):
+        assert all(_images(c) for c in _tagged(alexnet_nb, tag)), f'no picture in the {tag!r} cell'
+
