@@ -54,18 +54,37 @@ class _Objective(gluon.HybridBlock):
         return F.sum(self.loss(y_hat, y)), F.sum(F.argmax(y_hat, axis=1) == y)
 
 
-def _objective(net, hybridize):
-    if isinstance(net, gluon.HybridBlock):
-        objective = _Objective(net)
-        if hybridize:
-            objective.hybridize(static_alloc=True, static_shape=True)
-        return objective
-    loss = gluon.loss.SoftmaxCrossEntropyLoss()
+def _objective(net, hybridize, ctxs):
+    """The training graph, built at the first batch (deferred shapes are known then)."""
+    built = []
 
-    def imperative(X, y):  # plain Blocks (nn.Sequential) cannot sit in a graph
-        y_hat, y = net(X), y.astype('float32')
-        return loss(y_hat, y).sum(), (y_hat.argmax(axis=1) == y).sum()
-    return imperative
+    def objective(X, y):
+        if not built:
+            if any(p._deferred_init for p in net.collect_params().values()):
+                with autograd.pause():
+                    net(X)
+            built.append(_build_objective(net, hybridize, ctxs))
+        return built[0](X, y)
+    return objective
+
+
+def _build_objective(net, hybridize, ctxs):
+    if not isinstance(net, gluon.HybridBlock):
+        loss = gluon.loss.SoftmaxCrossEntropyLoss()
+
+        def imperative(X, y):  # plain Blocks (nn.Sequential) cannot sit in a graph
+            y_hat, y = net(X), y.astype('float32')
+            return loss(y_hat, y).sum(), (y_hat.argmax(axis=1) == y).sum()
+        return imperative
+    if hybridize:
+        from .onednn import onednn_objective
+        fast = onednn_objective(net, ctxs)
+        if fast is not None:
+            return fast
+    objective = _Objective(net)
+    if hybridize:
+        objective.hybridize(static_alloc=True, static_shape=True)
+    return objective
 
 
 def _explain_shape_error(net, X, err):
@@ -192,7 +211,7 @@ def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs, 
     ValueError
         A batch of a shape the network cannot take.
     """
-    objective = _objective(net, hybridize)
+    objective = _objective(net, hybridize, _ctx_list(ctx))
     history = list(history or [])
     from .distributed import is_chief  # imported late: `python -m` runs that module
     if not is_chief():  # a parameter-server job: rank 0 speaks and writes for all
