@@ -285,11 +285,6 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        from . import BackendError  # noqa: F401  (MXNet problems become one line)
-    except ImportError as err:
-        print(f'gluon-classics: error: {err}', file=sys.stderr)
-        return 2
-    try:
         return args.func(args) or 0
     except (UsageError, ValueError, FileNotFoundError, ArithmeticError) as err:
         # ValueError covers DataError and CheckpointError; ArithmeticError a NaN loss

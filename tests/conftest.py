@@ -3,13 +3,25 @@ import os
 
 import pytest
 
+FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte',
+         't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')
+
 
 @pytest.fixture(scope='session')
-def fashion_mnist_dir():
-    """Folder of the real Fashion-MNIST files, from ``$GLUON_CLASSICS_DATA/fashion-mnist``."""
+def data_root():
+    """``$GLUON_CLASSICS_DATA`` as an absolute path; the test fails without Fashion-MNIST there."""
     root = os.environ.get('GLUON_CLASSICS_DATA')
     folder = os.path.join(root, 'fashion-mnist') if root else None
-    if not folder or not os.path.isdir(folder):
+    missing = [f for f in FILES if not folder or not any(
+        os.path.isfile(os.path.join(folder, f + ext)) for ext in ('.gz', ''))]
+    if missing:
         pytest.fail(f'real-data tests need GLUON_CLASSICS_DATA set to the folder holding '
-                    f'fashion-mnist/ (e.g. ../shared/data); got {root!r}', pytrace=False)
-    return folder
+                    f'fashion-mnist/ with the four IDX files (e.g. ../shared/data); got {root!r}, '
+                    f'missing {", ".join(missing)}', pytrace=False)
+    return os.path.abspath(root)  # tests run commands from other folders
+
+
+@pytest.fixture(scope='session')
+def fashion_mnist_dir(data_root):
+    """Folder of the real Fashion-MNIST files."""
+    return os.path.join(data_root, 'fashion-mnist')

@@ -5,7 +5,6 @@ Training runs use one epoch on a small copy of the real Fashion-MNIST
 folder), so that loading and evaluating cost next to nothing.
 """
 import json
-import os
 import struct
 
 import mxnet as mx

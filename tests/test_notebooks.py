@@ -6,7 +6,6 @@ cell right after its ``parameters`` cell, papermill style. Any error in any
 cell fails the test. Fashion-MNIST comes from ``$GLUON_CLASSICS_DATA``: without
 it the tests fail (CI must not silently skip them).
 """
-import os
 import time
 from pathlib import Path
 
@@ -27,14 +26,6 @@ SMALL = {
     'alexnet.ipynb': dict(NUM_EPOCHS=1, NUM_TRAIN_EXAMPLES=256, NUM_TEST_EXAMPLES=256,
                           RESIZE=67),
 }
-
-
-def _data_dir():
-    root = os.environ.get('GLUON_CLASSICS_DATA')
-    if not root or not os.path.isdir(os.path.join(root, 'fashion-mnist')):
-        pytest.fail('the notebook tests need GLUON_CLASSICS_DATA set to the folder holding '
-                    f'fashion-mnist/ (e.g. ../shared/data); got {root!r}', pytrace=False)
-    return os.path.abspath(root)  # the kernel runs in a temporary folder
 
 
 def _read(name):
@@ -58,8 +49,8 @@ def inject_parameters(nb, params):
     return nb
 
 
-def _execute(name, tmp_path_factory):
-    nb = inject_parameters(_read(name), dict(SMALL[name], DATA_DIR=_data_dir()))
+def _execute(name, tmp_path_factory, data_root):
+    nb = inject_parameters(_read(name), dict(SMALL[name], DATA_DIR=data_root))
     cwd = tmp_path_factory.mktemp(name.replace('.', '_'))
     client = NotebookClient(nb, kernel_name=KERNEL, timeout=CELL_TIMEOUT, allow_errors=False,
                             resources={'metadata': {'path': str(cwd)}})
@@ -70,13 +61,13 @@ def _execute(name, tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def lenet_nb(tmp_path_factory):
-    return _execute('lenet.ipynb', tmp_path_factory)
+def lenet_nb(tmp_path_factory, data_root):
+    return _execute('lenet.ipynb', tmp_path_factory, data_root)
 
 
 @pytest.fixture(scope='module')
-def alexnet_nb(tmp_path_factory):
-    return _execute('alexnet.ipynb', tmp_path_factory)
+def alexnet_nb(tmp_path_factory, data_root):
+    return _execute('alexnet.ipynb', tmp_path_factory, data_root)
 
 
 def _text(cell):

@@ -1,10 +1,8 @@
 """train_ch5, evaluate_accuracy, checkpoints and fit: real training on small data."""
 import json
-import os
 import re
 import subprocess
 import sys
-import textwrap
 
 import mxnet as mx
 import numpy as np

@@ -2,3 +2,7 @@
 from .checkpoint import CheckpointError, atomic_write, load_checkpoint, load_params, save_checkpoint
 from .fit import RECIPES, ReduceLROnPlateau, fit, make_trainer, seed_everything
 from .trainer import TrainingDiverged, TrainingInterrupted, evaluate_accuracy, predict, train_ch5
+
+__all__ = ['train_ch5', 'evaluate_accuracy', 'predict', 'fit', 'make_trainer', 'seed_everything',
+           'RECIPES', 'ReduceLROnPlateau', 'TrainingDiverged', 'TrainingInterrupted',
+           'save_checkpoint', 'load_checkpoint', 'load_params', 'atomic_write', 'CheckpointError']

@@ -61,7 +61,9 @@ def _objective(net, hybridize, ctxs):
     def objective(X, y):
         if not built:
             if any(p._deferred_init for p in net.collect_params().values()):
-                with autograd.pause():
+                # train mode: in predict mode oneDNN would reorder the weights in
+                # place to its own layout, which KVStores cannot read
+                with autograd.pause(train_mode=True):
                     net(X)
             built.append(_build_objective(net, hybridize, ctxs))
         return built[0](X, y)
