@@ -14,7 +14,10 @@ plain SGD with lr 0.9, batch 256 and the same number of epochs:
   ours    gluon_classics: ``load_data_fashion_mnist`` + ``train_ch5``
   recipe  (opt-in) the research recipe of issue 5 behind train_ch5's call shape:
           one static graph with conv1 as a (5,1) conv over 5 shifted copies of the
-          image and the 6-channel layer padded to 8 (see ``recipe_train_ch5``)
+          image and the 6-channel layer padded to 8 (see ``recipe_train_ch5``).
+          train_ch5 now builds the same rewriting in general form
+          (gluon_classics/training/onednn.py), so this peer is a cross-check; it
+          also stands in for ``ours`` where gluon_classics lacks train_ch5.
 
 Each peer runs in its own process (d2l's numpy mode is process-wide; torch and
 MXNet bring different OpenMP runtimes), one after the other, in alternating

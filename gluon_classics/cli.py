@@ -58,6 +58,10 @@ def _model_kwargs(args):
                               ('pool', getattr(args, 'pool', None))) if v}
 
 
+def _log(*args):
+    print(*args, flush=True)  # epoch lines as they come, also into a log file
+
+
 def cmd_train(args):
     from .training import TrainingInterrupted, atomic_write, fit
     from .training.distributed import is_chief
@@ -70,7 +74,7 @@ def cmd_train(args):
                            optimizer=args.optimizer, num_examples=args.num_examples,
                            checkpoint=checkpoint, resume=args.resume,
                            hybridize=not args.no_hybridize, kvstore=args.kvstore,
-                           model_kwargs=_model_kwargs(args))
+                           model_kwargs=_model_kwargs(args), log=_log)
     except TrainingInterrupted as stop:
         if args.metrics and stop.history and is_chief():
             _write_json(args.metrics, stop.history)
@@ -138,7 +142,7 @@ def cmd_ablate(args):
         ablate(variants, epochs=args.epochs, seeds=args.seeds, out=args.out, model=args.model,
                dataset=args.dataset, data_dir=args.data_dir, resize=args.resize, ctx=args.ctx,
                lr=args.lr, batch_size=args.batch_size, num_examples=args.num_examples,
-               log=lambda *a: print(*a, flush=True))  # long runs are often logged to a file
+               log=_log)
     except KeyboardInterrupt:
         print(f'gluon-classics: interrupted; the variants that finished are in '
               f'{os.path.join(args.out, "results.md")}', file=sys.stderr)
