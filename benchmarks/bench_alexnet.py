@@ -108,6 +108,7 @@ def child_d2l(args):
 
 def child_ours(args):
     from gluon_classics import alexnet, load_data_fashion_mnist, mx
+    from gluon_classics.training import make_objective
     from mxnet import autograd, gluon, init, nd
     ctx = mx.cpu()
     mx.random.seed(args.seed)
@@ -116,19 +117,8 @@ def child_ours(args):
     net = alexnet(variant='d2l')
     net.initialize(init.Xavier(), ctx=ctx)
 
-    class Objective(gluon.HybridBlock):  # train_ch5's graph: summed loss and correct count
-        def __init__(self, net):
-            super().__init__(prefix='')
-            self.net = net
-            self.loss = gluon.loss.SoftmaxCrossEntropyLoss()
-
-        def hybrid_forward(self, F, X, y):
-            y_hat = self.net(X)
-            y = y.astype('float32')
-            return F.sum(self.loss(y_hat, y)), F.sum(F.argmax(y_hat, axis=1) == y)
-
-    objective = Objective(net)
-    objective.hybridize(static_alloc=True, static_shape=True)
+    net(nd.zeros((1, 1, args.resize, args.resize), ctx=ctx))  # finish deferred shapes
+    objective = make_objective(net, [ctx])  # train_ch5's own training graph
     trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': args.lr})
     loss_sum, correct = nd.zeros((1,), ctx=ctx), nd.zeros((1,), ctx=ctx)
     times = []

@@ -12,12 +12,6 @@ plain SGD with lr 0.9, batch 256 and the same number of epochs:
   torch   the same network and loop in PyTorch, batches from a uint8 tensor in
           memory: torch_reference.py (left out, with a line, if torch is missing)
   ours    gluon_classics: ``load_data_fashion_mnist`` + ``train_ch5``
-  recipe  (opt-in) the research recipe of issue 5 behind train_ch5's call shape:
-          one static graph with conv1 as a (5,1) conv over 5 shifted copies of the
-          image and the 6-channel layer padded to 8 (see ``recipe_train_ch5``).
-          train_ch5 now builds the same rewriting in general form
-          (gluon_classics/training/onednn.py), so this peer is a cross-check; it
-          also stands in for ``ours`` where gluon_classics lacks train_ch5.
 
 Each peer runs in its own process (d2l's numpy mode is process-wide; torch and
 MXNet bring different OpenMP runtimes), one after the other, in alternating
@@ -55,148 +49,16 @@ sys.path.insert(0, os.path.dirname(HERE))
 from _common import (DEFAULT_DATA_DIR, emit, format_table, run_peer,  # noqa: E402
                      summarize, wall_examples_per_sec)
 
-PEERS = ('d2l', 'torch', 'ours', 'recipe')
+PEERS = ('d2l', 'torch', 'ours')
 LABELS = {'d2l': 'd2l train_ch6 + DataLoader', 'torch': 'PyTorch, same loop',
-          'ours': 'gluon_classics train_ch5', 'recipe': 'issue-5 recipe (shift8+pad8)'}
+          'ours': 'gluon_classics train_ch5'}
 
 
 # --------------------------------------------------------------------------------------
-# The research recipe (issue 5, part A), with train_ch5's call shape. Stand-in for
-# train_ch5 where gluon_classics does not provide it; opt-in peer 'recipe' otherwise.
-# --------------------------------------------------------------------------------------
-def _recipe_graph(net):
-    """One static graph: LeNet(d2l) forward + summed softmax CE + correct count.
-
-    Reads the Parameters of ``net`` (a gluon_classics ``lenet(variant='d2l')``) and
-    computes the same function with oneDNN-friendly shapes:
-
-    * conv1 (1->6, 5x5, pad 2) runs as a (5,1) convolution with 8 input channels:
-      the image's 5 horizontal shifts (made by a constant one-hot (1,5) conv, whose
-      output is already in oneDNN's blocked layout) + 3 zero maps. With one input
-      channel oneDNN falls back to its slow gemm path for the weight gradient.
-    * the 6-channel layer is computed with 8 (two zero filters, and zero input
-      channels for conv2), so that conv, sigmoid and pooling stay on the AVX2 jit
-      kernels and the blocked layout. The zero blocks are constants, not
-      Parameters: they receive no gradient and stay zero.
-    """
-    from mxnet import gluon
-
-    class RecipeObjective(gluon.HybridBlock):
-        def __init__(self, net, **kwargs):
-            super().__init__(**kwargs)
-            self.net = net  # a child, so that its Parameters are this graph's inputs
-            layers = list(net.features._children.values())
-            convs = [b for b in layers if isinstance(b, gluon.nn.Conv2D)]
-            dense = [b for b in layers if isinstance(b, gluon.nn.Dense)] + [net.output]
-            if len(convs) != 2 or len(dense) != 3 or convs[0]._channels != 6:
-                raise ValueError('the recipe graph is written for lenet(variant="d2l")')
-            self.w1, self.b1 = convs[0].weight, convs[0].bias
-            self.w2, self.b2 = convs[1].weight, convs[1].bias
-            self.w3, self.b3 = dense[0].weight, dense[0].bias
-            self.w4, self.b4 = dense[1].weight, dense[1].bias
-            self.w5, self.b5 = dense[2].weight, dense[2].bias
-
-        def hybrid_forward(self, F, x, y, w1, b1, w2, b2, w3, b3, w4, b4, w5, b5):
-            sig = lambda h: F.Activation(h, act_type='sigmoid')  # noqa: E731 (oneDNN eltwise)
-            pool = lambda h: F.Pooling(h, kernel=(2, 2), stride=(2, 2), pool_type='avg')  # noqa
-            shifts = F.concat(F.reshape(F.eye(5), (5, 1, 1, 5)), F.zeros((3, 1, 1, 5)), dim=0)
-            x8 = F.Convolution(x, shifts, kernel=(1, 5), pad=(0, 2), num_filter=8, no_bias=True)
-            w1 = F.concat(F.transpose(w1, axes=(0, 3, 2, 1)), F.zeros((6, 3, 5, 1)), dim=1)
-            w1 = F.concat(w1, F.zeros((2, 8, 5, 1)), dim=0)
-            b1 = F.concat(b1, F.zeros((2,)), dim=0)
-            w2 = F.concat(w2, F.zeros((16, 2, 5, 5)), dim=1)
-            h = pool(sig(F.Convolution(x8, w1, b1, kernel=(5, 1), pad=(2, 0), num_filter=8)))
-            h = pool(sig(F.Convolution(h, w2, b2, kernel=(5, 5), num_filter=16)))
-            h = sig(F.FullyConnected(h, w3, b3, num_hidden=120))
-            h = sig(F.FullyConnected(h, w4, b4, num_hidden=84))
-            out = F.FullyConnected(h, w5, b5, num_hidden=10)
-            y = F.cast(y, 'float32')
-            loss = F.pick(-F.log_softmax(out, axis=-1), y, axis=-1)
-            return F.sum(loss), F.sum(F.argmax(out, axis=1) == y)
-
-    graph = RecipeObjective(net, prefix='recipe_')
-    graph.hybridize(static_alloc=True, static_shape=True)
-    return graph
-
-
-def recipe_train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs,
-                     log=print):
-    """``train_ch5``'s call shape and records, with the recipe's graph; see _recipe_graph."""
-    from mxnet import autograd, nd
-    net(nd.zeros((1, 1, 28, 28), ctx=ctx))  # finish deferred initialization (conv2's in_channels)
-    graph = _recipe_graph(net)
-    history = []
-    for epoch in range(num_epochs):
-        start = time.time()
-        loss_sum, correct = nd.zeros((1,), ctx=ctx), nd.zeros((1,), ctx=ctx)
-        n = 0
-        for X, y in train_iter:
-            X, y = X.as_in_context(ctx), y.as_in_context(ctx)
-            with autograd.record():
-                l, c = graph(X, y)
-            l.backward()
-            trainer.step(X.shape[0])
-            loss_sum += l
-            correct += c
-            n += X.shape[0]
-        loss, train_acc = loss_sum.asscalar() / n, correct.asscalar() / n
-        train_seconds = time.time() - start
-        test_correct, m = nd.zeros((1,), ctx=ctx), 0
-        for X, y in test_iter:
-            X, y = X.as_in_context(ctx), y.as_in_context(ctx)
-            test_correct += (net(X).argmax(axis=1) == y.astype('float32')).sum()
-            m += X.shape[0]
-        record = dict(epoch=epoch + 1, loss=float(loss), train_acc=float(train_acc),
-                      test_acc=float(test_correct.asscalar() / m),
-                      seconds=time.time() - start, examples_per_sec=n / train_seconds)
-        log('epoch %d, loss %.4f, train acc %.3f, test acc %.3f, time %.1f sec'
-            % (record['epoch'], record['loss'], record['train_acc'], record['test_acc'],
-               record['seconds']))
-        history.append(record)
-    return history
-
-
-def _standin_loader(batch_size, root, ctx, shuffle_seed):
-    """load_data_fashion_mnist's call shape: uint8 on ctx, take + cast + scale per batch."""
-    import numpy as np
-    import mxnet as mx
-    from _common import read_fashion_mnist
-    (tx, ty), (vx, vy) = read_fashion_mnist(root)
-
-    class Loader:
-        def __init__(self, images, labels, shuffle):
-            self.X = mx.nd.array(images.reshape(-1, 1, 28, 28), ctx=ctx, dtype='uint8')
-            self.y = mx.nd.array(labels, ctx=ctx, dtype='int32')
-            self.n, self.shuffle, self.epoch = len(labels), shuffle, 0
-            self.num_examples = self.n
-
-        def __len__(self):
-            return -(-self.n // batch_size)
-
-        def __iter__(self):
-            rng = np.random.RandomState((shuffle_seed or 0) + self.epoch)
-            self.epoch += 1
-            order = mx.nd.array(rng.permutation(self.n) if self.shuffle else np.arange(self.n),
-                                ctx=ctx, dtype='int32')
-            for s in range(0, self.n, batch_size):
-                idx = order[s:s + batch_size]
-                yield (mx.nd.take(self.X, idx).astype('float32') / 255,
-                       mx.nd.take(self.y, idx))
-    return Loader(tx, ty, True), Loader(vx, vy, False)
-
-
 def run_mxnet_peer(args, peer):
-    """Child process of peer 'ours' or 'recipe': train and print BENCH_JSON lines."""
-    from gluon_classics import lenet, mx
+    """Child process of peer 'ours': train and print BENCH_JSON lines."""
+    from gluon_classics import lenet, load_data_fashion_mnist, mx, train_ch5
     from mxnet import gluon, init
-    standin = []
-    try:
-        from gluon_classics import load_data_fashion_mnist, train_ch5
-    except ImportError:  # the package's trainer/loader not there yet: the recipe stands in
-        load_data_fashion_mnist, train_ch5 = _standin_loader, recipe_train_ch5
-        standin.append('train_ch5+load_data_fashion_mnist')
-    if peer == 'recipe':
-        train_ch5 = recipe_train_ch5
     ctx = mx.cpu()
     mx.random.seed(args.seed)
     train_iter, test_iter = load_data_fashion_mnist(args.batch_size, root=args.data_dir, ctx=ctx,
@@ -218,7 +80,7 @@ def run_mxnet_peer(args, peer):
              train_wall_s=examples / rec['examples_per_sec'],
              eval_s=rec['seconds'] - examples / rec['examples_per_sec'],
              examples_per_sec=rec['examples_per_sec'])
-    emit(kind='run', peer=peer, total_s=time.time() - start, standin=standin,
+    emit(kind='run', peer=peer, total_s=time.time() - start,
          omp_num_threads=os.environ.get('OMP_NUM_THREADS'))
 
 
@@ -251,7 +113,7 @@ def main(argv=None):
     ap.add_argument('--peers', default='d2l,torch,ours',
                     help=f'comma-separated, from {",".join(PEERS)}')
     ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--child', choices=('ours', 'recipe'), help=argparse.SUPPRESS)
+    ap.add_argument('--child', choices=('ours',), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.data_dir = os.path.abspath(os.path.expanduser(args.data_dir))
     if args.child:
@@ -287,8 +149,6 @@ def main(argv=None):
                           loss=epochs[-1]['loss'], epochs=len(epochs))
             if peer == 'd2l':
                 result['d2l_own_examples_per_sec'] = run['d2l_examples_per_sec']
-            if run.get('standin'):
-                result['standin'] = run['standin']
             runs[peer].append(result)
             print('BENCH_RUN ' + json.dumps(result), flush=True)
     print(f'load average after: {_loadavg()}')
@@ -308,7 +168,7 @@ def main(argv=None):
         if peer == 'd2l':
             o = summarize([x['d2l_own_examples_per_sec'] for x in res])
             own = f'{o[0]:.0f} / {o[1]:.0f}'
-        rows.append([LABELS[peer] + (' [STAND-IN]' if any('standin' in x for x in res) else ''),
+        rows.append([LABELS[peer],
                      f'{lo:.0f} / {med:.0f}', f'{wall[0]:.2f} / {wall[1]:.2f}',
                      f'{train_acc[0]:.3f} / {train_acc[1]:.3f}',
                      f'{test_acc[0]:.3f} / {test_acc[1]:.3f}', own, str(len(res))])
@@ -322,10 +182,6 @@ def main(argv=None):
         if 'ours' not in medians or other not in medians:
             return 'n/a'
         return f'{medians["ours"] / medians[other]:.2f}'
-    if 'recipe' in medians:
-        for other in ('d2l', 'torch', 'ours'):
-            if other in medians:
-                print(f'recipe vs {other}: {medians["recipe"] / medians[other]:.2f}x')
     print(f'speedup_vs_d2l={ratio("d2l")} speedup_vs_torch={ratio("torch")}')
     return 0
 

@@ -15,7 +15,8 @@ from mxnet import autograd, gluon, nd
 from ..model_zoo import check_input_shape
 from .checkpoint import save_checkpoint
 
-__all__ = ['train_ch5', 'evaluate_accuracy', 'predict', 'TrainingDiverged', 'TrainingInterrupted']
+__all__ = ['train_ch5', 'evaluate_accuracy', 'predict', 'make_objective', 'TrainingDiverged',
+           'TrainingInterrupted']
 
 
 class TrainingDiverged(ArithmeticError):
@@ -65,12 +66,18 @@ def _objective(net, hybridize, ctxs):
                 # place to its own layout, which KVStores cannot read
                 with autograd.pause(train_mode=True):
                     net(X)
-            built.append(_build_objective(net, hybridize, ctxs))
+            built.append(make_objective(net, ctxs, hybridize))
         return built[0](X, y)
     return objective
 
 
-def _build_objective(net, hybridize, ctxs):
+def make_objective(net, ctxs, hybridize=True):
+    """The training graph of ``net``: ``(X, y) -> (summed loss, correct count)``.
+
+    Softmax cross-entropy as one static graph; on CPUs, for conv chains like
+    LeNet, the oneDNN-shaped graph of :mod:`.onednn`. Deferred shapes must be
+    known (run one forward pass first). Call it under ``autograd.record()``.
+    """
     if not isinstance(net, gluon.HybridBlock):
         loss = gluon.loss.SoftmaxCrossEntropyLoss()
 
