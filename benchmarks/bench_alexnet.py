@@ -23,7 +23,8 @@ FLOPs are 3x the forward multiply-adds x 2 of the convolution and dense layers
 (forward, gradient of the input, gradient of the weights; the first conv has no
 input gradient, so 2x), pooling, activations, loss and update left out. The
 peak is the best of a few ``mx.nd.dot`` of two 2048x2048 float32 matrices
-(SGEMM through OpenBLAS) in the same process settings.
+(SGEMM through OpenBLAS) in the same process settings, measured before and
+after the peers (the CPU is shared; the better of the two is used).
 
 On the 2-core CPU, AlexNet at 224 runs at about 11 images/s: the defaults
 (batch 128, 1 + 3 steps per peer) take about 2 minutes per peer.
@@ -174,12 +175,15 @@ def main(argv=None):
           f'{args.steps} timed steps per peer, OMP_NUM_THREADS={threads}, load average {load}',
           flush=True)
     start = time.time()
-    peak = run_peer(base + ['--child', 'gemm'], env=env)[0]['gflops']
+    peaks = [run_peer(base + ['--child', 'gemm'], env=env)[0]['gflops']]
     results = {}
     for peer in ('d2l', 'ours'):
         print(f'--- {peer}', flush=True)
         results[peer] = next(r for r in run_peer(base + ['--child', peer], env=env)
                              if r['kind'] == 'steps')
+    # The CPU is shared: the peak is measured before and after the peers, the best kept.
+    peaks.append(run_peer(base + ['--child', 'gemm'], env=env)[0]['gflops'])
+    peak = max(peaks)
     flops = results['ours']['flops_per_image']
     rows = []
     rates = {}
@@ -193,7 +197,8 @@ def main(argv=None):
                      f'{rate:.1f}', f'{gflops:.1f}', f'{100 * gflops / peak:.0f}%'])
     print()
     print(f'training FLOPs per image (conv + dense): {flops / 1e9:.2f} GFLOP; '
-          f'SGEMM peak (mx.nd.dot 2048^2, {threads} threads): {peak:.1f} GFLOP/s')
+          f'SGEMM peak (mx.nd.dot 2048^2, {threads} threads, best of before/after: '
+          f'{peaks[0]:.1f} / {peaks[1]:.1f}): {peak:.1f} GFLOP/s')
     print(format_table(rows, ['pipeline', 'step s (min / median)', 'examples/s', 'GFLOP/s',
                               'of peak']))
     print(f'ours vs d2l: {rates["ours"] / rates["d2l"]:.2f}x  (total {time.time() - start:.0f} s)')

@@ -1,5 +1,6 @@
 """train_ch5, evaluate_accuracy, checkpoints and fit: real training on small data."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -250,3 +251,39 @@ def test_cli_ctrl_c_saves_and_says_how_to_resume(fashion_mnist_dir, tmp_path):
     assert 'continue with --resume runs/lenet-d2l.ckpt' in err
     done = load_checkpoint(str(tmp_path / 'runs' / 'lenet-d2l.ckpt'))['epoch']
     assert done >= 2 and len(json.loads((tmp_path / 'm.json').read_text())) == done
+
+
+def test_evaluate_accuracy_matches_d2l_evaluate_accuracy_gpu(fashion_mnist_dir, tmp_path):
+    """Parity with the book's ``evaluate_accuracy_gpu`` (MXNet edition, numpy mode).
+
+    d2l 1.0.3 ships no MXNet ``evaluate_accuracy_gpu``; benchmarks/d2l_reference.py
+    holds the book's copy. It runs in its own process: numpy mode is process-wide.
+    """
+    net, _ = fit('lenet', epochs=1, num_examples=3000, seed=0, data_dir=fashion_mnist_dir,
+                 ctx=mx.cpu(), lr=0.1, model_kwargs={'activation': 'relu'}, log=lambda *a: None)
+    _, test_iter = load_data_fashion_mnist(256, root=fashion_mnist_dir, ctx=mx.cpu())
+    loader = test_iter.subset(2000, seed=1)
+    ours = evaluate_accuracy(loader, net, mx.cpu())
+    assert 0.2 < ours < 0.95  # a partly trained net: the comparison means something
+    net.save_parameters(str(tmp_path / 'net.params'))
+    np.savez(tmp_path / 'batch.npz', images=loader.images, labels=loader.labels)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = f'''
+import sys
+sys.path.insert(0, {os.path.join(root, 'benchmarks')!r})
+import numpy as onp
+import d2l_reference as ref
+from gluon_classics import lenet, mx
+from mxnet import np, npx
+npx.set_np()
+net = lenet(activation='relu')
+net.load_parameters({str(tmp_path / 'net.params')!r})
+data = onp.load({str(tmp_path / 'batch.npz')!r})
+X, y = data['images'].astype('float32') / 255, data['labels']
+batches = [(np.array(X[i:i + 256]), np.array(y[i:i + 256])) for i in range(0, len(y), 256)]
+print(ref.evaluate_accuracy_gpu(net, batches, mx.cpu()))
+'''
+    run = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert float(run.stdout.strip().splitlines()[-1]) == pytest.approx(ours, abs=1e-9)
