@@ -154,7 +154,7 @@ def train_ch6(net, train_iter, test_iter, num_epochs, lr, device, on_epoch=None)
     loss = gluon.loss.SoftmaxCrossEntropyLoss()
     trainer = gluon.Trainer(net.collect_params(),
                             'sgd', {'learning_rate': lr})
-    timer, num_batches = Timer(), len(train_iter)
+    timer, num_batches = Timer(), len(train_iter)  # noqa: F841 (the Animator used it)
     for epoch in range(num_epochs):
         # Sum of training loss, sum of training accuracy, no. of examples
         metric = Accumulator(3)
