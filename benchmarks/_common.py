@@ -58,6 +58,15 @@ def read_fashion_mnist(data_dir):
     return (arrays[0], arrays[1]), (arrays[2], arrays[3])
 
 
+def add_run_arguments(ap):
+    """The LeNet run settings bench_lenet.py passes on to every peer's own script."""
+    ap.add_argument('--data-dir', default=DEFAULT_DATA_DIR)
+    ap.add_argument('--epochs', type=int, default=10)
+    ap.add_argument('--lr', type=float, default=0.9)
+    ap.add_argument('--batch-size', type=int, default=256)
+    ap.add_argument('--seed', type=int, default=0)
+
+
 def emit(**record):
     """Print one protocol line (flushed, so the parent sees it even if we die later)."""
     print(PREFIX + json.dumps(record), flush=True)

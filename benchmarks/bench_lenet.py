@@ -46,7 +46,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
-from _common import (DEFAULT_DATA_DIR, emit, format_table, run_peer,  # noqa: E402
+from _common import (add_run_arguments, emit, format_table, run_peer,  # noqa: E402
                      summarize, wall_examples_per_sec)
 
 PEERS = ('d2l', 'torch', 'ours')
@@ -103,16 +103,12 @@ def _loadavg():
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--data-dir', default=DEFAULT_DATA_DIR)
-    ap.add_argument('--epochs', type=int, default=10)
+    add_run_arguments(ap)
     ap.add_argument('--repeats', type=int, default=1)
-    ap.add_argument('--lr', type=float, default=0.9)
-    ap.add_argument('--batch-size', type=int, default=256)
     ap.add_argument('--threads', type=int, default=None,
                     help='OMP_NUM_THREADS of every peer (default: $OMP_NUM_THREADS, else 2)')
     ap.add_argument('--peers', default='d2l,torch,ours',
                     help=f'comma-separated, from {",".join(PEERS)}')
-    ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--child', choices=('ours',), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.data_dir = os.path.abspath(os.path.expanduser(args.data_dir))

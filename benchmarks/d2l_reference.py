@@ -35,7 +35,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import DEFAULT_DATA_DIR, emit, read_fashion_mnist  # noqa: E402
+from _common import DEFAULT_DATA_DIR, add_run_arguments, emit, read_fashion_mnist  # noqa: E402
 from gluon_classics import lenet, mx  # noqa: E402  (the import guard first)
 from mxnet import autograd, gluon, init, np, npx  # noqa: E402
 
@@ -191,14 +191,10 @@ def train_ch6(net, train_iter, test_iter, num_epochs, lr, device, on_epoch=None)
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--data-dir', default=DEFAULT_DATA_DIR)
-    ap.add_argument('--epochs', type=int, default=10)
-    ap.add_argument('--lr', type=float, default=0.9)
-    ap.add_argument('--batch-size', type=int, default=256)
+    add_run_arguments(ap)
     ap.add_argument('--resize', type=int, default=None)
     ap.add_argument('--num-workers', type=int, default=None,
                     help='DataLoader workers (default: the book\'s get_dataloader_workers() = 4)')
-    ap.add_argument('--seed', type=int, default=0)
     args = ap.parse_args(argv)
 
     npx.set_np()

@@ -24,7 +24,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import DEFAULT_DATA_DIR, emit, read_fashion_mnist  # noqa: E402
+from _common import add_run_arguments, emit, read_fashion_mnist  # noqa: E402
 
 
 def lenet_torch(nn):
@@ -41,13 +41,9 @@ def lenet_torch(nn):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--data-dir', default=DEFAULT_DATA_DIR)
-    ap.add_argument('--epochs', type=int, default=10)
-    ap.add_argument('--lr', type=float, default=0.9)
-    ap.add_argument('--batch-size', type=int, default=256)
+    add_run_arguments(ap)
     ap.add_argument('--threads', type=int, default=None,
                     help='torch.set_num_threads (default: $OMP_NUM_THREADS, else 2)')
-    ap.add_argument('--seed', type=int, default=0)
     args = ap.parse_args(argv)
     try:
         import torch

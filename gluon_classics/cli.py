@@ -190,6 +190,14 @@ def _add_variant_overrides(p):
     p.add_argument('--pool', choices=['avg', 'max'], help="lenet: override the variant's pooling")
 
 
+def _add_trained_model_args(p):
+    """What ``evaluate`` and ``predict`` need to rebuild a trained net and its test data."""
+    _add_model_args(p)
+    _add_variant_overrides(p)
+    _add_data_args(p)
+    p.add_argument('--params', required=True, metavar='PATH', help='file written by train --save')
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog='gluon-classics',
@@ -227,18 +235,12 @@ def build_parser():
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser('evaluate', help='test accuracy of saved parameters')
-    _add_model_args(p)
-    _add_variant_overrides(p)
-    _add_data_args(p)
-    p.add_argument('--params', required=True, metavar='PATH', help='file written by train --save')
+    _add_trained_model_args(p)
     p.add_argument('--batch-size', type=int, default=1000)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser('predict', help='a grid of test images with true and predicted labels')
-    _add_model_args(p)
-    _add_variant_overrides(p)
-    _add_data_args(p)
-    p.add_argument('--params', required=True, metavar='PATH', help='file written by train --save')
+    _add_trained_model_args(p)
     p.add_argument('--out', required=True, metavar='PATH.png')
     p.add_argument('--num', type=int, default=8, help='number of images (default 8)')
     p.set_defaults(func=cmd_predict)

@@ -150,7 +150,7 @@ def fit(model='lenet', variant='d2l', *, dataset='fashion-mnist', epochs=None, l
     checkpoint = checkpoint_path(kvstore, checkpoint, resume, log)
     meta = None
     if resume:
-        meta = _peek(resume)
+        meta = load_checkpoint(resume)  # the seed, before anything is built
         seed = meta['seed'] if seed is None else seed
     if seed is not None:
         seed_everything(seed)
@@ -187,11 +187,6 @@ def fit(model='lenet', variant='d2l', *, dataset='fashion-mnist', epochs=None, l
                         checkpoint=checkpoint, callbacks=callbacks, progress=progress,
                         hybridize=hybridize, log=log)
     return net, history
-
-
-def _peek(path):
-    """The checkpoint's metadata, read before anything is built."""
-    return load_checkpoint(path)
 
 
 def _materialize(net, data_iter, ctx):

@@ -10,6 +10,7 @@ import sys
 import time
 
 import mxnet as mx
+import numpy as np
 from mxnet import autograd, gluon, nd
 
 from ..model_zoo import check_input_shape
@@ -147,7 +148,6 @@ def predict(net, data_iter, n=8, ctx=None):
         got += X.shape[0]
         if got >= n:
             break
-    import numpy as np
     return np.concatenate(images), np.concatenate(true), np.concatenate(pred)
 
 
