@@ -8,7 +8,8 @@ import os
 
 __all__ = ['mx', 'BackendError']
 
-CPU_FIX = 'pip install mxnet==1.9.1 numpy==1.23.5 (CPU) or pip install -r requirements-cu112.txt (CUDA 11.2)'
+CPU_FIX = ('pip install mxnet==1.9.1 numpy==1.23.5 (CPU) '
+           'or pip install -r requirements-cu112.txt (CUDA 11.2)')
 
 
 class BackendError(ImportError):

@@ -80,7 +80,8 @@ def cmd_train(args):
             _write_json(args.metrics, stop.history)
         done = len(stop.history)
         print(f'gluon-classics: interrupted in epoch {stop.epoch}; '
-              + (f'{done} finished epoch(s) are in {checkpoint}: continue with --resume {checkpoint}'
+              + (f'{done} finished epoch(s) are in {checkpoint}: '
+                 f'continue with --resume {checkpoint}'
                  if done else 'no epoch had finished, nothing was saved'), file=sys.stderr)
         return 130
     if not is_chief():  # a parameter-server job: rank 0 writes the files for all workers
@@ -225,7 +226,8 @@ def build_parser():
     p.add_argument('--metrics', metavar='PATH.json', help='write the per-epoch history as JSON')
     p.add_argument('--plot', metavar='PATH.png', help='draw loss and accuracy by epoch')
     p.add_argument('--checkpoint', metavar='PATH',
-                   help='checkpoint after every epoch (default: SAVE.ckpt, else runs/MODEL-VARIANT.ckpt)')
+                   help='checkpoint after every epoch '
+                        '(default: SAVE.ckpt, else runs/MODEL-VARIANT.ckpt)')
     p.add_argument('--resume', metavar='PATH', help='continue from a checkpoint')
     p.add_argument('--kvstore', default=None,
                    help="gradient aggregation: local (default for CPUs), device (default for "

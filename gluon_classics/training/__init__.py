@@ -4,6 +4,7 @@ from .fit import RECIPES, ReduceLROnPlateau, fit, make_trainer, seed_everything
 from .trainer import (TrainingDiverged, TrainingInterrupted, evaluate_accuracy, make_objective,
                       predict, train_ch5)
 
-__all__ = ['train_ch5', 'evaluate_accuracy', 'predict', 'make_objective', 'fit', 'make_trainer', 'seed_everything',
+__all__ = ['train_ch5', 'evaluate_accuracy', 'predict', 'make_objective', 'fit', 'make_trainer',
+           'seed_everything',
            'RECIPES', 'ReduceLROnPlateau', 'TrainingDiverged', 'TrainingInterrupted',
            'save_checkpoint', 'load_checkpoint', 'load_params', 'atomic_write', 'CheckpointError']

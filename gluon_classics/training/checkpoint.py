@@ -106,7 +106,8 @@ def load_checkpoint(path, net=None, trainer=None, ctx=None):
 def load_params(net, path, ctx=None):
     """``net.load_parameters(path)`` with one clear line when the file is wrong."""
     if not os.path.isfile(path):
-        raise CheckpointError(f'parameter file {path} does not exist: train with --save {path} first')
+        raise CheckpointError(f'parameter file {path} does not exist: '
+                              f'train with --save {path} first')
     try:
         net.load_parameters(path, ctx=ctx)
     except Exception as err:  # MXNetError, AssertionError: both multi-line
