@@ -31,8 +31,9 @@ The CPU is shared: the load average is printed before and after; with other
 jobs on the two cores, OpenMP with 2 threads slows everything several-fold
 (use ``--threads 1`` there).
 
-Prints per-run ``BENCH_JSON`` lines, a table of min/median over repeats, and
-as the last line ``speedup_vs_d2l=X.XX speedup_vs_torch=Y.YY`` (ratios of the
+Prints per-run ``BENCH_JSON`` lines, a table of min/median over repeats, with
+``--repeats`` > 1 the final test accuracy of every seed (repeat r uses seed
+``--seed`` + r), and as the last line ``speedup_vs_d2l=X.XX speedup_vs_torch=Y.YY`` (ratios of the
 median examples/s of ``ours``; ``n/a`` where a peer did not run).
 """
 import argparse
@@ -173,6 +174,17 @@ def main(argv=None):
           f'(loading included, evaluation excluded); OMP_NUM_THREADS={threads}')
     print(format_table(rows, ['peer', 'examples/s', 'epoch wall s', 'final train acc',
                               'final test acc', "d2l's own ex/s", 'runs']))
+
+    if args.repeats > 1:
+        # Final test accuracy at lr 0.9 swings by several points between seeds, so the
+        # accuracy comparison is between distributions, not single runs.
+        seeds = [args.seed + r for r in range(args.repeats)]
+        acc_rows = [[LABELS[p]] + [f"{x['test_acc']:.3f}" for x in runs[p]]
+                    + [f"{statistics.mean(x['test_acc'] for x in runs[p]):.3f}"]
+                    for p in peers if p not in skipped]
+        print()
+        print('final test accuracy by seed (each peer draws its own init and order from the seed)')
+        print(format_table(acc_rows, ['peer'] + [f'seed {s}' for s in seeds] + ['mean']))
 
     def ratio(other):
         if 'ours' not in medians or other not in medians:

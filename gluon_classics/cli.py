@@ -106,20 +106,22 @@ def _trained(args, test_iter):
     return net
 
 
-def _test_data(args, batch_size):
+def _test_data(args, batch_size, split='test'):
     from .data import load_data
     from .training import RECIPES
     from .utils.devices import try_gpu
     args.ctx = args.ctx or try_gpu()
     resize = RECIPES[args.model]['resize'] if args.resize is None else (args.resize or None)
-    return load_data(args.dataset, batch_size, resize=resize, root=args.data_dir, ctx=args.ctx)[1]
+    train_iter, test_iter = load_data(args.dataset, batch_size, resize=resize, root=args.data_dir,
+                                      ctx=args.ctx)
+    return train_iter if split == 'train' else test_iter
 
 
 def cmd_evaluate(args):
     from .training import evaluate_accuracy
-    test_iter = _test_data(args, args.batch_size)
-    net = _trained(args, test_iter)
-    print(f'test acc {evaluate_accuracy(test_iter, net, args.ctx):.4f}')
+    data_iter = _test_data(args, args.batch_size, args.split)
+    net = _trained(args, data_iter)
+    print(f'{args.split} acc {evaluate_accuracy(data_iter, net, args.ctx):.4f}')
 
 
 def cmd_predict(args):
@@ -239,6 +241,10 @@ def build_parser():
     p = sub.add_parser('evaluate', help='test accuracy of saved parameters')
     _add_trained_model_args(p)
     p.add_argument('--batch-size', type=int, default=1000)
+    # train: the final weights on the training set, to tell overfitting from the end-of-epoch
+    # swing that train_ch5's running train acc averages away
+    p.add_argument('--split', choices=['test', 'train'], default='test',
+                   help='which split to score (default test)')
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser('predict', help='a grid of test images with true and predicted labels')

@@ -210,6 +210,11 @@ def test_cli_train_evaluate_predict(fashion_mnist_dir, tmp_path):
     assert evaluate_accuracy(test_iter, net, mx.cpu()) == pytest.approx(history[-1]['test_acc'])
     run = _cli('evaluate', 'lenet', '--params', 'lenet.params', *data, cwd=tmp_path)
     assert run.returncode == 0 and run.stdout.strip() == f"test acc {history[-1]['test_acc']:.4f}"
+    train_iter, _ = load_data_fashion_mnist(1000, root=fashion_mnist_dir, ctx=mx.cpu())
+    run = _cli('evaluate', 'lenet', '--params', 'lenet.params', '--split', 'train', *data,
+               cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == f'train acc {evaluate_accuracy(train_iter, net, mx.cpu()):.4f}'
     run = _cli('predict', 'lenet', '--params', 'lenet.params', '--out', 'grid.png', *data,
                cwd=tmp_path)
     assert run.returncode == 0, run.stderr
