@@ -106,7 +106,8 @@ def _trained(args, test_iter):
     return net
 
 
-def _test_data(args, batch_size, split='test'):
+def _eval_data(args, batch_size, split='test'):
+    """The split a trained net is scored on, with the data settings it was trained with."""
     from .data import load_data
     from .training import RECIPES
     from .utils.devices import try_gpu
@@ -119,7 +120,7 @@ def _test_data(args, batch_size, split='test'):
 
 def cmd_evaluate(args):
     from .training import evaluate_accuracy
-    data_iter = _test_data(args, args.batch_size, args.split)
+    data_iter = _eval_data(args, args.batch_size, args.split)
     net = _trained(args, data_iter)
     print(f'{args.split} acc {evaluate_accuracy(data_iter, net, args.ctx):.4f}')
 
@@ -127,7 +128,7 @@ def cmd_evaluate(args):
 def cmd_predict(args):
     from .training import predict
     from .utils.plots import show_images
-    test_iter = _test_data(args, args.num)
+    test_iter = _eval_data(args, args.num)
     net = _trained(args, test_iter)
     images, true, pred = predict(net, test_iter, args.num, ctx=args.ctx)
     names = test_iter.text_labels
@@ -163,7 +164,7 @@ def cmd_features(args):
         raise UsageError(f'parameter file {args.params} does not exist: '
                          f'train with --save {args.params} first')
     variant, kwargs = lenet_options(args.variant)
-    test_iter = _test_data(args, 256)
+    test_iter = _eval_data(args, 256)
     kwargs.update(_model_kwargs(args))
     net = get_model(args.model, variant=variant, num_classes=test_iter.num_classes,
                     in_channels=test_iter.image_shape[0], **kwargs)
