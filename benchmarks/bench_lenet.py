@@ -33,8 +33,8 @@ jobs on the two cores, OpenMP with 2 threads slows everything several-fold
 
 Prints per-run ``BENCH_JSON`` lines, a table of min/median over repeats, with
 ``--repeats`` > 1 the final test accuracy of every seed (repeat r uses seed
-``--seed`` + r), and as the last line ``speedup_vs_d2l=X.XX speedup_vs_torch=Y.YY`` (ratios of the
-median examples/s of ``ours``; ``n/a`` where a peer did not run).
+``--seed`` + r), and as the last line ``speedup_vs_d2l=X.XX speedup_vs_torch=Y.YY``
+(ratios of the median examples/s of ``ours``; ``n/a`` where a peer did not run).
 """
 import argparse
 import json

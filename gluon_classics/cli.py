@@ -239,7 +239,7 @@ def build_parser():
     p.add_argument('--no-hybridize', action='store_true', help='run imperatively (debugging)')
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser('evaluate', help='test accuracy of saved parameters')
+    p = sub.add_parser('evaluate', help='test (or train) accuracy of saved parameters')
     _add_trained_model_args(p)
     p.add_argument('--batch-size', type=int, default=1000)
     # train: the final weights on the training set, to tell overfitting from the end-of-epoch

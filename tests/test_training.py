@@ -206,11 +206,10 @@ def test_cli_train_evaluate_predict(fashion_mnist_dir, tmp_path):
     assert (tmp_path / 'lenet.params.ckpt').is_file()
     # parameters load into a freshly built net, and give the test accuracy of the last epoch
     net = load_params(lenet(), str(tmp_path / 'lenet.params'))
-    _, test_iter = load_data_fashion_mnist(1000, root=fashion_mnist_dir, ctx=mx.cpu())
+    train_iter, test_iter = load_data_fashion_mnist(1000, root=fashion_mnist_dir, ctx=mx.cpu())
     assert evaluate_accuracy(test_iter, net, mx.cpu()) == pytest.approx(history[-1]['test_acc'])
     run = _cli('evaluate', 'lenet', '--params', 'lenet.params', *data, cwd=tmp_path)
     assert run.returncode == 0 and run.stdout.strip() == f"test acc {history[-1]['test_acc']:.4f}"
-    train_iter, _ = load_data_fashion_mnist(1000, root=fashion_mnist_dir, ctx=mx.cpu())
     run = _cli('evaluate', 'lenet', '--params', 'lenet.params', '--split', 'train', *data,
                cwd=tmp_path)
     assert run.returncode == 0, run.stderr
