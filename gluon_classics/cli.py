@@ -5,7 +5,18 @@ can do the same with one import. Errors a user can fix are printed as one line
 (``gluon-classics: error: ...``) with exit status 2.
 """
 import argparse
+import json
+import os
 import sys
+
+from .data import load_data
+from .experiments import ABLATIONS, ablate, lenet_options, write_feature_report
+from .model_zoo import LENET_VARIANTS, MODELS, get_model, model_for_data, print_shapes, recipe
+from .training import (OPTIMIZERS, TrainingInterrupted, atomic_write, evaluate_accuracy, fit,
+                       load_params, predict)
+from .training.distributed import add_launch_arguments, is_chief, run_launch
+from .utils.devices import loader_ctx, parse_ctx, resolve_ctx
+from .utils.plots import plot_history, show_images
 
 __all__ = ['main', 'build_parser']
 
@@ -23,22 +34,31 @@ def _input_shape(text):
 
 
 def _add_model_args(parser):
-    parser.add_argument('model', choices=['lenet', 'alexnet'])
+    parser.add_argument('model', choices=list(MODELS))
     parser.add_argument('--variant', default='d2l',
-                        help="lenet: d2l, gluon, lenet5; alexnet: d2l, imagenet (default d2l)")
+                        help='; '.join(f'{name}: {", ".join(entry.variants)}'
+                                       for name, entry in MODELS.items()) + ' (default d2l)')
+
+
+def _recipe_help(key, show=str):
+    """'default: 0.9 for lenet, 0.01 for alexnet', from the models' recipes."""
+    values = []
+    for name, entry in MODELS.items():
+        values.append((show(entry.recipe[key]), name))
+        values += [(show(changed[key]), f'{name} {variant}')
+                   for variant, changed in entry.variant_recipes.items() if key in changed]
+    if len({value for value, _ in values}) == 1:
+        return f'default {values[0][0]}'
+    return 'default: ' + ', '.join(f'{value} for {where}' for value, where in values)
 
 
 def cmd_shapes(args):
-    from . import get_model, print_shapes
     net = get_model(args.model, variant=args.variant)
     shape = args.input_shape or (1,) + net.input_shape
     print_shapes(net, shape)
 
 
 def _write_json(path, obj):
-    import json
-    from .training import atomic_write
-
     def write(tmp):
         with open(tmp, 'w') as f:
             json.dump(obj, f, indent=1)
@@ -46,7 +66,6 @@ def _write_json(path, obj):
 
 
 def _ctx(text):
-    from .utils.devices import parse_ctx
     try:
         return parse_ctx(text)
     except ValueError as err:
@@ -63,8 +82,6 @@ def _log(*args):
 
 
 def cmd_train(args):
-    from .training import TrainingInterrupted, atomic_write, fit
-    from .training.distributed import is_chief
     checkpoint = args.checkpoint or (args.save + '.ckpt' if args.save
                                      else f'runs/{args.model}-{args.variant}.ckpt')
     try:
@@ -91,16 +108,12 @@ def cmd_train(args):
     if args.metrics:
         _write_json(args.metrics, history)
     if args.plot:
-        from .utils.plots import plot_history
         plot_history(history, path=args.plot)
     return 0
 
 
 def _trained(args, test_iter):
-    from . import get_model
-    from .training import load_params
-    net = get_model(args.model, variant=args.variant, num_classes=test_iter.num_classes,
-                    in_channels=test_iter.image_shape[0], **_model_kwargs(args))
+    net = model_for_data(args.model, test_iter, variant=args.variant, **_model_kwargs(args))
     load_params(net, args.params, ctx=args.ctx)
     net.hybridize()
     return net
@@ -108,29 +121,23 @@ def _trained(args, test_iter):
 
 def _eval_data(args, batch_size, split='test'):
     """The split a trained net is scored on, with the data settings it was trained with."""
-    from .data import load_data
-    from .training import RECIPES
-    from .utils.devices import try_gpu
-    args.ctx = args.ctx or try_gpu()
-    resize = RECIPES[args.model]['resize'] if args.resize is None else (args.resize or None)
+    resize = recipe(args.model, args.variant)['resize'] if args.resize is None else \
+        (args.resize or None)
     train_iter, test_iter = load_data(args.dataset, batch_size, resize=resize, root=args.data_dir,
-                                      ctx=args.ctx)
+                                      ctx=loader_ctx(args.ctx))
     return train_iter if split == 'train' else test_iter
 
 
 def cmd_evaluate(args):
-    from .training import evaluate_accuracy
     data_iter = _eval_data(args, args.batch_size, args.split)
     net = _trained(args, data_iter)
     print(f'{args.split} acc {evaluate_accuracy(data_iter, net, args.ctx):.4f}')
 
 
 def cmd_predict(args):
-    from .training import predict
-    from .utils.plots import show_images
     test_iter = _eval_data(args, args.num)
     net = _trained(args, test_iter)
-    images, true, pred = predict(net, test_iter, args.num, ctx=args.ctx)
+    images, true, pred = predict(net, test_iter, args.num, ctx=args.ctx[0])
     names = test_iter.text_labels
     titles = [f'{names[t]}\n{names[p]}' for t, p in zip(true, pred)]
     show_images(images, 1, len(titles), titles=titles, path=args.out)
@@ -139,8 +146,6 @@ def cmd_predict(args):
 
 
 def cmd_ablate(args):
-    import os
-    from .experiments import ablate
     variants = [v.strip() for v in args.variants.split(',') if v.strip()] if args.variants else None
     try:
         ablate(variants, epochs=args.epochs, seeds=args.seeds, out=args.out, model=args.model,
@@ -156,18 +161,13 @@ def cmd_ablate(args):
 
 
 def cmd_features(args):
-    import os
-    from . import get_model
-    from .experiments import lenet_options, write_feature_report
-    from .training import load_params
     if not os.path.isfile(args.params):  # before the data set is read
         raise UsageError(f'parameter file {args.params} does not exist: '
                          f'train with --save {args.params} first')
     variant, kwargs = lenet_options(args.variant)
     test_iter = _eval_data(args, 256)
     kwargs.update(_model_kwargs(args))
-    net = get_model(args.model, variant=variant, num_classes=test_iter.num_classes,
-                    in_channels=test_iter.image_shape[0], **kwargs)
+    net = model_for_data(args.model, test_iter, variant=variant, **kwargs)
     load_params(net, args.params, ctx=args.ctx)
     report = write_feature_report(net, test_iter, args.out, num_images=args.num_images)
     print(f'wrote {", ".join(os.path.basename(f) for f in report["files"])} to {args.out}')
@@ -175,7 +175,6 @@ def cmd_features(args):
 
 
 def cmd_launch(args):
-    from .training.distributed import run_launch
     return run_launch(args)
 
 
@@ -184,7 +183,8 @@ def _add_data_args(p):
                    help='fashion-mnist (default), mnist, cifar10 or folder:PATH')
     p.add_argument('--data-dir', metavar='DIR', help="folder with the data set's files")
     p.add_argument('--resize', type=int, metavar='N',
-                   help='resize images to NxN (default: 224 for alexnet, none for lenet)')
+                   help='resize images to NxN (' + _recipe_help('resize', lambda n: n or 'none')
+                   + ')')
     p.add_argument('--ctx', type=_ctx, default=None, metavar='CTX',
                    help='cpu, gpu, gpu:0,1 or cpu:0,1 (default: a GPU if there is one)')
 
@@ -218,11 +218,11 @@ def build_parser():
     _add_model_args(p)
     _add_variant_overrides(p)
     _add_data_args(p)
-    p.add_argument('--epochs', type=int, help='default 10')
-    p.add_argument('--lr', type=float, help='default: 0.9 for lenet, 0.01 for alexnet')
-    p.add_argument('--batch-size', type=int, help='default: 256 for lenet, 128 for alexnet')
-    p.add_argument('--optimizer', choices=['sgd', 'momentum'], default='sgd',
-                   help="sgd (the chapters') or momentum (0.9, wd 5e-4, lr/10 on plateau)")
+    p.add_argument('--epochs', type=int, help=_recipe_help('epochs'))
+    p.add_argument('--lr', type=float, help=_recipe_help('lr'))
+    p.add_argument('--batch-size', type=int, help=_recipe_help('batch_size'))
+    p.add_argument('--optimizer', choices=list(OPTIMIZERS), default='sgd',
+                   help='; '.join(f'{name}: {what}' for name, (what, _) in OPTIMIZERS.items()))
     p.add_argument('--num-examples', type=int, metavar='N', help='train on N examples only')
     p.add_argument('--seed', type=int, help='fixed seed: the same run again, also when resumed')
     p.add_argument('--save', metavar='PATH', help='write the parameters (net.save_parameters)')
@@ -254,7 +254,6 @@ def build_parser():
     p.add_argument('--num', type=int, default=8, help='number of images (default 8)')
     p.set_defaults(func=cmd_predict)
 
-    from .training.distributed import add_launch_arguments
     p = sub.add_parser('launch', help='run a training command as a parameter-server job',
                        description='Start 1 scheduler, S servers and W workers of COMMAND on '
                                    'this machine (on 127.0.0.1), or over ssh with --hostfile: '
@@ -267,15 +266,14 @@ def build_parser():
     p.add_argument('model', choices=['lenet'])
     _add_data_args(p)
     p.add_argument('--variants', metavar='A,B,...',
-                   help='comma-separated names from gluon_classics.experiments.VARIANTS '
-                        '(default: all): baseline, max-pool, relu, relu+max, relu-lr0.1, '
-                        'relu+max-lr0.1, kernel-3, kernel-7, wide-channels, extra-conv, '
-                        'dense-wide, dense-narrow')
-    p.add_argument('--epochs', type=int, help='epochs per run (default 10)')
+                   help='comma-separated names from gluon_classics.experiments.ABLATIONS '
+                        f'(default: all): {", ".join(ABLATIONS)}')
+    lenet_recipe = recipe('lenet')
+    p.add_argument('--epochs', type=int, help=f'epochs per run (default {lenet_recipe["epochs"]})')
     p.add_argument('--seeds', type=int, default=1, metavar='K',
                    help='runs per variant, with seeds 0..K-1 (default 1)')
-    p.add_argument('--lr', type=float, help='shared learning rate (default 0.9)')
-    p.add_argument('--batch-size', type=int, help='default 256')
+    p.add_argument('--lr', type=float, help=f'shared learning rate (default {lenet_recipe["lr"]})')
+    p.add_argument('--batch-size', type=int, help=f'default {lenet_recipe["batch_size"]}')
     p.add_argument('--num-examples', type=int, metavar='N', help='train on N examples only')
     p.add_argument('--out', default='runs/ablation', metavar='DIR',
                    help='folder for results.md, results.json, curves.png (default runs/ablation)')
@@ -284,8 +282,9 @@ def build_parser():
     p = sub.add_parser('features', help='conv feature maps and activation statistics')
     p.add_argument('model', choices=['lenet'])
     p.add_argument('--variant', default='d2l',
-                   help='a LeNet variant (d2l, gluon, lenet5) or an ablate variant (relu, '
-                        'kernel-3, ...) that the parameters were trained as (default d2l)')
+                   help=f'a LeNet variant ({", ".join(LENET_VARIANTS)}) or an ablate variant '
+                        f'({", ".join(list(ABLATIONS)[1:4])}, ...) that the parameters were '
+                        f'trained as (default d2l)')
     _add_variant_overrides(p)
     _add_data_args(p)
     p.add_argument('--params', required=True, metavar='PATH', help='file written by train --save')
@@ -299,6 +298,8 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    if hasattr(args, 'ctx'):  # the one place the CLI picks the device
+        args.ctx = resolve_ctx(args.ctx)
     try:
         return args.func(args) or 0
     except (UsageError, ValueError, FileNotFoundError, ArithmeticError) as err:

@@ -1,6 +1,6 @@
 """The LeNet chapter's exercises, trained side by side with one budget.
 
-Each variant is the d2l LeNet with some model options changed (activation,
+Each ablation is the d2l LeNet with some model options changed (activation,
 pooling, kernel size, channels, depth, dense widths), never a copy of the
 model. All are trained with the same epochs, batch size, learning rate and
 seeds, and tabulated with their parameter counts and speed.
@@ -14,15 +14,18 @@ import platform
 import mxnet as mx
 import numpy as np
 
-from ..model_zoo import LENET_VARIANTS, count_parameters, lenet
-from ..training import RECIPES, TrainingDiverged, atomic_write, fit
+from ..data import load_data
+from ..model_zoo import LENET_VARIANTS, count_parameters, model_for_data, recipe
+from ..training import TrainingDiverged, atomic_write, fit
+from ..utils.plots import _pyplot
 
-__all__ = ['VARIANTS', 'VARIANT_LR', 'ablate', 'lenet_options', 'results_table']
+__all__ = ['ABLATIONS', 'ABLATION_LR', 'ablate', 'lenet_options', 'results_table']
 
 # name -> (what changed relative to the d2l LeNet, lenet() keyword arguments).
 # The first conv keeps the map size ('same' padding: kernel_size // 2), so
 # kernels 3 and 7 still fit 28x28 inputs; extra conv layers are padded too.
-VARIANTS = {
+# (The CLI's ``ablate --variants`` takes these names.)
+ABLATIONS = {
     'baseline': ('d2l LeNet: sigmoid, avg pool, 5x5, channels 6-16, dense 120-84', {}),
     'max-pool': ('max instead of average pooling', dict(pool='max')),
     'relu': ('ReLU instead of sigmoid', dict(activation='relu')),
@@ -42,7 +45,10 @@ VARIANTS = {
 # ReLU nets do not produce NaNs, they collapse to chance level in the first
 # epoch; 'relu' and 'relu+max' show that, these two show ReLU at a rate it
 # trains with.
-VARIANT_LR = {'relu-lr0.1': 0.1, 'relu+max-lr0.1': 0.1}
+ABLATION_LR = {'relu-lr0.1': 0.1, 'relu+max-lr0.1': 0.1}
+
+# The names these tables had before; model variants are ``model_zoo.VARIANTS``.
+VARIANTS, VARIANT_LR = ABLATIONS, ABLATION_LR
 
 _RESERVED = ('model_kwargs', 'seed', 'checkpoint', 'resume', 'callbacks')
 
@@ -53,19 +59,19 @@ def lenet_options(name):
     ``'relu'`` gives ``('d2l', {'activation': 'relu'})``; ``'gluon'`` gives
     ``('gluon', {})``.
     """
-    if name in VARIANTS:
-        return 'd2l', dict(VARIANTS[name][1])
+    if name in ABLATIONS:
+        return 'd2l', dict(ABLATIONS[name][1])
     if name in LENET_VARIANTS:
         return name, {}
     raise ValueError(f'unknown variant {name!r}: choose one of '
-                     f'{", ".join(list(VARIANTS) + sorted(LENET_VARIANTS))}')
+                     f'{", ".join(list(ABLATIONS) + sorted(LENET_VARIANTS))}')
 
 
 def _check_names(variants):
-    unknown = [v for v in variants if v not in VARIANTS]
+    unknown = [v for v in variants if v not in ABLATIONS]
     if unknown or not variants:
         names = ", ".join(map(repr, unknown)) or "(none given)"
-        raise ValueError(f'unknown ablation variant(s) {names}: choose from {", ".join(VARIANTS)}')
+        raise ValueError(f'unknown ablation variant(s) {names}: choose from {", ".join(ABLATIONS)}')
 
 
 def _jsonable(obj):
@@ -83,7 +89,7 @@ def _summarize(name, lr, parameters, runs):
     accs = [r['history'][-1]['test_acc'] for r in finished]
     epochs = [e for r in runs for e in r['history']]
     return {
-        'name': name, 'description': VARIANTS[name][0], 'model_kwargs': VARIANTS[name][1],
+        'name': name, 'description': ABLATIONS[name][0], 'model_kwargs': ABLATIONS[name][1],
         'lr': lr, 'parameters': parameters, 'seeds': [r['seed'] for r in runs],
         'test_acc': accs,
         'test_acc_mean': float(np.mean(accs)) if accs else None,
@@ -137,7 +143,6 @@ def results_table(results, config=None):
 
 
 def _plot_curves(results, path):
-    from ..utils.plots import _pyplot
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 5))
     colors, markers = plt.get_cmap('tab10').colors, 'osv^DPX*<>h'
@@ -197,7 +202,7 @@ def ablate(variants=None, epochs=None, seeds=1, out=None, *, model='lenet', log=
     Parameters
     ----------
     variants : sequence of str, optional
-        Names from :data:`VARIANTS`; all of them when None.
+        Names from :data:`ABLATIONS`; all of them when None.
     epochs : int, optional
         Epochs per run; the LeNet recipe's 10 when None.
     seeds : int or sequence of int, default 1
@@ -212,7 +217,7 @@ def ablate(variants=None, epochs=None, seeds=1, out=None, *, model='lenet', log=
     **fit_kwargs
         Passed to :func:`~gluon_classics.training.fit` (``dataset``,
         ``data_dir``, ``lr``, ``batch_size``, ``ctx``, ``num_examples``...).
-        ``lr`` is shared by all variants except those in :data:`VARIANT_LR`.
+        ``lr`` is shared by all variants except those in :data:`ABLATION_LR`.
 
     Returns
     -------
@@ -226,7 +231,7 @@ def ablate(variants=None, epochs=None, seeds=1, out=None, *, model='lenet', log=
     """
     if model != 'lenet':
         raise ValueError(f'ablate has variants for lenet only, not {model!r}')
-    variants = list(VARIANTS) if variants is None else list(variants)
+    variants = list(ABLATIONS) if variants is None else list(variants)
     _check_names(variants)
     clash = sorted(set(fit_kwargs) & set(_RESERVED))
     if clash:
@@ -234,14 +239,14 @@ def ablate(variants=None, epochs=None, seeds=1, out=None, *, model='lenet', log=
     seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seeds:
         raise ValueError('ablate needs at least one seed')
-    recipe = RECIPES[model]
-    epochs = recipe['epochs'] if epochs is None else int(epochs)
+    chapter = recipe(model)
+    epochs = chapter['epochs'] if epochs is None else int(epochs)
     if epochs < 1:
         raise ValueError(f'epochs must be at least 1; got {epochs}')
     # None means the recipe's value, as in fit (the CLI passes unset options as None)
     fit_kwargs = {k: v for k, v in fit_kwargs.items() if v is not None}
-    lr = fit_kwargs.pop('lr', recipe['lr'])
-    fit_kwargs.setdefault('batch_size', recipe['batch_size'])
+    lr = fit_kwargs.pop('lr', chapter['lr'])
+    fit_kwargs.setdefault('batch_size', chapter['batch_size'])
     fit_kwargs.setdefault('progress', False)
     train, test = _data(fit_kwargs)  # also fails early on a bad dataset or folder
     config = {'model': model, 'dataset': fit_kwargs.get('dataset', 'fashion-mnist'),
@@ -252,10 +257,10 @@ def ablate(variants=None, epochs=None, seeds=1, out=None, *, model='lenet', log=
               'date': datetime.date.today().isoformat(), 'machine': _machine()}
     results = []
     for name in variants:
-        model_kwargs = VARIANTS[name][1]
-        parameters = count_parameters(lenet('d2l', num_classes=train.num_classes,
-                                            in_channels=train.image_shape[0], **model_kwargs))
-        variant_lr = VARIANT_LR.get(name, lr)
+        model_kwargs = ABLATIONS[name][1]
+        parameters = count_parameters(model_for_data(model, train, variant='d2l',
+                                                     **model_kwargs))
+        variant_lr = ABLATION_LR.get(name, lr)
         runs = []
         for seed in seeds:
             history = []
@@ -280,7 +285,6 @@ def ablate(variants=None, epochs=None, seeds=1, out=None, *, model='lenet', log=
 
 
 def _data(fit_kwargs):
-    from ..data import load_data
     return load_data(fit_kwargs.get('dataset', 'fashion-mnist'), 1024,
                      resize=fit_kwargs.get('resize'), root=fit_kwargs.get('data_dir'),
                      ctx=mx.cpu())

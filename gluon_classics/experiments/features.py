@@ -17,6 +17,7 @@ from ..data import ArrayLoader
 from ..model_zoo import leaves
 from ..model_zoo.summary import _layer_names  # the names layer_shapes prints
 from ..training import atomic_write
+from ..utils.plots import _pyplot
 
 __all__ = ['feature_maps', 'activation_stats', 'write_feature_report', 'SATURATION']
 
@@ -118,7 +119,6 @@ def _grid(images, maps, path, title, gap=2):
     Drawn as one mosaic in a single axes: a figure with an axes per map
     takes seconds to build, and the maps are small.
     """
-    from ..utils.plots import _pyplot
     plt = _pyplot()
     n, c, h, w = maps.shape
     # the input is resized to the maps' size only by nearest neighbour, for layout
@@ -161,7 +161,6 @@ def _stats_table(labels, stats, real):
 
 
 def _plot_stats(stats, labels, noise, path):
-    from ..utils.plots import _pyplot
     plt = _pyplot()
     layers = [s['layer'] for s in stats]
     x = np.arange(len(layers))

@@ -1,8 +1,11 @@
 """AlexNet, as the d2l chapter builds it for Fashion-MNIST and as Krizhevsky et al. (2012) sized it."""
 from mxnet.gluon import nn
 
+from .spec import variant_spec
+
 __all__ = ['AlexNet', 'alexnet', 'ALEXNET_VARIANTS']
 
+# Per variant, the architecture arguments of AlexNet.
 ALEXNET_VARIANTS = {
     # d2l "Deep Convolutional Neural Networks (AlexNet)": 1x224x224 Fashion-MNIST,
     # 46,764,746 parameters; the first conv has no padding, so 224 gives 54x54.
@@ -18,30 +21,23 @@ class AlexNet(nn.HybridBlock):
 
     Parameters
     ----------
-    variant : str, default 'd2l'
-        ``'d2l'`` or ``'imagenet'`` (see ``ALEXNET_VARIANTS``).
-    num_classes : int, optional
-        Classes of the last layer; 10 for 'd2l', 1000 for 'imagenet' when None.
-    in_channels : int, optional
-        Input channels; 1 for 'd2l', 3 for 'imagenet' when None.
+    padding : int, default 0
+        Padding of the first (11x11, stride 4) conv layer.
+    in_channels : int, default 1
+        Input channels.
+    num_classes : int, default 10
+        Classes of the last layer.
     dropout : float, default 0.5
         Dropout rate after each hidden dense layer.
     """
 
-    def __init__(self, variant='d2l', num_classes=None, in_channels=None, dropout=0.5, **kwargs):
+    def __init__(self, padding=0, in_channels=1, num_classes=10, dropout=0.5, **kwargs):
         super().__init__(**kwargs)
-        if variant not in ALEXNET_VARIANTS:
-            raise ValueError(f'unknown AlexNet variant {variant!r}: choose one of '
-                             f'{", ".join(sorted(ALEXNET_VARIANTS))}')
-        spec = ALEXNET_VARIANTS[variant]
-        in_channels = spec['in_channels'] if in_channels is None else in_channels
-        num_classes = spec['num_classes'] if num_classes is None else num_classes
-        self.variant = variant
         self.input_shape = (in_channels, 224, 224)
         with self.name_scope():
             self.features = nn.HybridSequential(prefix='')
             self.features.add(
-                nn.Conv2D(96, kernel_size=11, strides=4, padding=spec['padding'],
+                nn.Conv2D(96, kernel_size=11, strides=4, padding=padding,
                           activation='relu', in_channels=in_channels),
                 nn.MaxPool2D(pool_size=3, strides=2),
                 nn.Conv2D(256, kernel_size=5, padding=2, activation='relu'),
@@ -59,7 +55,7 @@ class AlexNet(nn.HybridBlock):
 
 
 def alexnet(variant='d2l', num_classes=None, in_channels=None, **kwargs):
-    r"""AlexNet as the chapters print it.
+    r"""AlexNet as the chapters print it: ``ALEXNET_VARIANTS[variant]`` with overrides.
 
     Parameters
     ----------
@@ -67,13 +63,19 @@ def alexnet(variant='d2l', num_classes=None, in_channels=None, **kwargs):
         ``'d2l'`` (1x224x224 Fashion-MNIST, 10 classes) or ``'imagenet'``
         (3x224x224, 1000 classes, the paper's sizes).
     num_classes : int, optional
+        The variant's when None.
     in_channels : int, optional
+        The variant's when None.
     **kwargs
-        ``dropout``: see :class:`AlexNet`.
+        Overrides of the other arguments of :class:`AlexNet` (``dropout``...).
 
     Returns
     -------
     AlexNet
         An uninitialized, hybridizable network.
     """
-    return AlexNet(variant, num_classes, in_channels, **kwargs)
+    spec = variant_spec(ALEXNET_VARIANTS, variant, 'AlexNet', num_classes=num_classes,
+                        in_channels=in_channels, **kwargs)
+    net = AlexNet(**spec)
+    net.variant = variant
+    return net

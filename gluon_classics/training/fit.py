@@ -1,7 +1,9 @@
 """``fit``: the chapters' whole recipe (data, model, init, trainer, loop) in one call.
 
-This is what the CLI and the notebooks run; it is nothing but the chapter's
-cells put together, with the chapter's defaults per model.
+This is what ``gluon-classics train`` and ``ablate`` run; it is nothing but
+the chapter's cells put together, with the chapter's defaults per model from
+the model registry. The notebooks write those cells out and call
+``train_ch5`` themselves.
 """
 import random
 
@@ -9,21 +11,25 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon, init
 
-from ..model_zoo import get_model
-from ..utils.devices import try_gpu
+from ..data import load_data
+from ..model_zoo import MODELS, model_for_data, recipe
+from ..utils.devices import loader_ctx, resolve_ctx
 from .checkpoint import load_checkpoint
 from .trainer import train_ch5
 
-__all__ = ['fit', 'RECIPES', 'ReduceLROnPlateau', 'make_trainer', 'seed_everything']
+__all__ = ['fit', 'RECIPES', 'OPTIMIZERS', 'ReduceLROnPlateau', 'make_trainer',
+           'seed_everything']
 
-# The chapters' settings: d2l LeNet (lr 0.9, batch 256) and AlexNet (lr 0.01,
-# batch 128, Fashion-MNIST upsampled to 224x224), 10 epochs each.
-RECIPES = {
-    'lenet': dict(lr=0.9, batch_size=256, epochs=10, resize=None),
-    'alexnet': dict(lr=0.01, batch_size=128, epochs=10, resize=224),
+# The default variant's recipe per model (a view of the model registry).
+RECIPES = {name: recipe(name) for name in MODELS}
+
+# name -> (what it is, gluon 'sgd' arguments besides the learning rate). 'momentum'
+# also gets ReduceLROnPlateau in fit.
+OPTIMIZERS = {
+    'sgd': ("the chapters' plain SGD", {}),
+    'momentum': ('momentum 0.9, weight decay 5e-4, lr / 10 when test accuracy stops improving',
+                 dict(momentum=0.9, wd=5e-4)),
 }
-
-OPTIMIZERS = ('sgd', 'momentum')
 
 
 class ReduceLROnPlateau:
@@ -72,9 +78,7 @@ def make_trainer(net, lr, optimizer='sgd', kvstore=None):
         raise ValueError(f'unknown optimizer {optimizer!r}: choose one of {", ".join(OPTIMIZERS)}')
     if not lr > 0:
         raise ValueError(f'learning rate must be positive; got {lr}')
-    params = {'learning_rate': lr}
-    if optimizer == 'momentum':
-        params.update(momentum=0.9, wd=5e-4)
+    params = dict(OPTIMIZERS[optimizer][1], learning_rate=lr)
     if kvstore is None:
         kvstore = default_kvstore(next(iter(net.collect_params().values())).list_ctx())
     kvstore, update_on_kvstore = connect(kvstore), None
@@ -96,23 +100,25 @@ def fit(model='lenet', variant='d2l', *, dataset='fashion-mnist', epochs=None, l
 
     Parameters
     ----------
-    model : {'lenet', 'alexnet'}
+    model : str
+        A name of :data:`~gluon_classics.model_zoo.MODELS` (``'lenet'``, ``'alexnet'``).
     variant : str
         See :func:`~gluon_classics.lenet` and :func:`~gluon_classics.alexnet`.
     dataset : str, default 'fashion-mnist'
         Any name :func:`gluon_classics.load_data` takes.
     epochs, lr, batch_size, resize : optional
-        Default to the model's entry in ``RECIPES``.
+        Default to the variant's recipe (:func:`~gluon_classics.model_zoo.recipe`).
     data_dir : str, optional
         Folder holding the data set's files.
     ctx : Context or list of Context, optional
-        Default :func:`~gluon_classics.try_gpu`.
+        Default ``[try_gpu()]``; resolved here, once, into a list.
     seed : int, optional
         Seeds initialization, shuffling and dropout: a fixed seed gives the
         same run again (on CPU), also across ``resume``.
-    optimizer : {'sgd', 'momentum'}
-        'sgd' is the chapters'; 'momentum' adds momentum 0.9, weight decay
-        5e-4 and lr / 10 when test accuracy stops improving.
+    optimizer : str
+        A name of ``OPTIMIZERS``: 'sgd' is the chapters'; 'momentum' adds
+        momentum 0.9, weight decay 5e-4 and lr / 10 when test accuracy stops
+        improving.
     num_examples : int, optional
         Train on a seeded subset of this many examples (quick runs).
     kvstore : str, optional
@@ -132,18 +138,14 @@ def fit(model='lenet', variant='d2l', *, dataset='fashion-mnist', epochs=None, l
     net : HybridBlock
     history : list of dict
     """
-    from ..data import load_data
-    if model not in RECIPES:
-        raise ValueError(f'unknown model {model!r}: choose one of {", ".join(sorted(RECIPES))}')
-    recipe = RECIPES[model]
-    epochs = recipe['epochs'] if epochs is None else epochs
-    lr = recipe['lr'] if lr is None else lr
-    batch_size = recipe['batch_size'] if batch_size is None else batch_size
-    resize = recipe['resize'] if resize is None else (resize or None)
+    chapter = recipe(model, variant)
+    epochs = chapter['epochs'] if epochs is None else epochs
+    lr = chapter['lr'] if lr is None else lr
+    batch_size = chapter['batch_size'] if batch_size is None else batch_size
+    resize = chapter['resize'] if resize is None else (resize or None)
     if epochs < 1 or batch_size < 1:
         raise ValueError(f'epochs and batch size must be at least 1; got {epochs} and {batch_size}')
-    ctx = ctx or try_gpu()
-    ctxs = ctx if isinstance(ctx, (list, tuple)) else [ctx]
+    ctxs = resolve_ctx(ctx)
     from .distributed import (checkpoint_path, connect, default_kvstore, shard_for_worker,
                               worker_batch_size)
     kvstore = connect(kvstore or default_kvstore(ctxs))
@@ -156,16 +158,12 @@ def fit(model='lenet', variant='d2l', *, dataset='fashion-mnist', epochs=None, l
         seed_everything(seed)
 
     train_iter, test_iter = load_data(dataset, worker_batch_size(batch_size, kvstore),
-                                      resize=resize, root=data_dir,
-                                      ctx=ctxs[0] if len(ctxs) == 1 else mx.cpu(),
+                                      resize=resize, root=data_dir, ctx=loader_ctx(ctxs),
                                       shuffle_seed=seed)
     if num_examples:
         train_iter = train_iter.subset(num_examples, seed=seed or 0)
     train_iter = shard_for_worker(train_iter, kvstore, seed=seed or 0, log=log)
-    kwargs = dict(model_kwargs or {})
-    kwargs.setdefault('num_classes', train_iter.num_classes)
-    kwargs.setdefault('in_channels', train_iter.image_shape[0])
-    net = get_model(model, variant=variant, **kwargs)
+    net = model_for_data(model, train_iter, variant=variant, **(model_kwargs or {}))
     net.initialize(init.Xavier(), ctx=ctxs)
     trainer = make_trainer(net, lr, optimizer, kvstore)
     callbacks = list(callbacks)
@@ -182,7 +180,7 @@ def fit(model='lenet', variant='d2l', *, dataset='fashion-mnist', epochs=None, l
                 getattr(cb, 'observe', lambda r: None)(record)
         if start_epoch >= epochs:
             log(f'{resume} already holds {start_epoch} epochs (asked for {epochs}): nothing to do')
-    history = train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, epochs,
+    history = train_ch5(net, train_iter, test_iter, batch_size, trainer, ctxs, epochs,
                         start_epoch=start_epoch, history=history, seed=seed,
                         checkpoint=checkpoint, callbacks=callbacks, progress=progress,
                         hybridize=hybridize, log=log)

@@ -14,7 +14,9 @@ import numpy as np
 from mxnet import autograd, gluon, nd
 
 from ..model_zoo import check_input_shape
+from ..utils.devices import ctx_list, try_gpu
 from .checkpoint import save_checkpoint
+from .onednn import onednn_objective
 
 __all__ = ['train_ch5', 'evaluate_accuracy', 'predict', 'make_objective', 'TrainingDiverged',
            'TrainingInterrupted']
@@ -30,10 +32,6 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, epoch, history):
         super().__init__(f'interrupted during epoch {epoch}')
         self.epoch, self.history = epoch, history
-
-
-def _ctx_list(ctx):
-    return list(ctx) if isinstance(ctx, (list, tuple)) else [ctx]
 
 
 def _split(batch, ctxs):
@@ -87,7 +85,6 @@ def make_objective(net, ctxs, hybridize=True):
             return loss(y_hat, y).sum(), (y_hat.argmax(axis=1) == y).sum()
         return imperative
     if hybridize:
-        from .onednn import onednn_objective
         fast = onednn_objective(net, ctxs)
         if fast is not None:
             return fast
@@ -114,8 +111,7 @@ def evaluate_accuracy(data_iter, net, ctx=None):
         Where to evaluate; a list splits each batch across the contexts.
         Default :func:`~gluon_classics.try_gpu`.
     """
-    from ..utils.devices import try_gpu
-    ctxs = _ctx_list(ctx or try_gpu())
+    ctxs = ctx_list(ctx or try_gpu())
     correct = [nd.zeros((1,), ctx=c) for c in ctxs]
     n = 0
     for X, y in data_iter:
@@ -137,7 +133,6 @@ def predict(net, data_iter, n=8, ctx=None):
     true, pred : numpy.ndarray
         Their labels and the predicted classes, int.
     """
-    from ..utils.devices import try_gpu
     ctx = ctx or try_gpu()
     images, true, pred, got = [], [], [], 0
     for X, y in data_iter:
@@ -156,7 +151,7 @@ def _progress_bar(progress, total, epoch):
         progress = sys.stderr.isatty()
     if not progress:
         return None
-    try:
+    try:  # tqdm is an optional dependency (the 'progress' extra)
         from tqdm import tqdm
     except ImportError:
         return None
@@ -220,12 +215,13 @@ def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs, 
     ValueError
         A batch of a shape the network cannot take.
     """
-    objective = _objective(net, hybridize, _ctx_list(ctx))
+    ctxs = ctx_list(ctx)
+    objective = _objective(net, hybridize, ctxs)
     history = list(history or [])
     from .distributed import is_chief  # imported late: `python -m` runs that module
     if not is_chief():  # a parameter-server job: rank 0 speaks and writes for all
         log, checkpoint, progress = (lambda *args, **kwargs: None), None, False
-    log('training on', ctx)
+    log('training on', ctxs[0] if len(ctxs) == 1 else ctxs)  # d2l prints the one context
     for epoch in range(start_epoch, num_epochs):
         try:
             record = _epoch(net, objective, train_iter, test_iter, trainer, ctx, epoch, seed,
@@ -249,7 +245,7 @@ def _epoch(net, objective, train_iter, test_iter, trainer, ctx, epoch, seed, pro
         mx.random.seed(seed + epoch)
         if hasattr(train_iter, 'epoch'):
             train_iter.epoch = epoch
-    train = _train_epoch(net, objective, train_iter, trainer, _ctx_list(ctx), epoch + 1, progress)
+    train = _train_epoch(net, objective, train_iter, trainer, ctx_list(ctx), epoch + 1, progress)
     test_acc = evaluate_accuracy(test_iter, net, ctx)
     return {'epoch': epoch + 1, 'loss': train['loss'], 'train_acc': train['train_acc'],
             'test_acc': test_acc, 'seconds': time.time() - train['start'],

@@ -1,7 +1,8 @@
 """Contexts the d2l way: the GPU when there is one, else the CPU."""
 import mxnet as mx
 
-__all__ = ['try_gpu', 'try_all_gpus', 'num_gpus', 'parse_ctx']
+__all__ = ['try_gpu', 'try_all_gpus', 'num_gpus', 'parse_ctx', 'ctx_list', 'resolve_ctx',
+           'loader_ctx']
 
 
 def num_gpus():
@@ -39,3 +40,23 @@ def parse_ctx(text):
                          f'are visible: use --ctx cpu, or install mxnet-cu112 on a GPU machine')
     make = mx.gpu if kind == 'gpu' else mx.cpu
     return [make(i) for i in ids] if len(ids) > 1 else make(ids[0])
+
+
+def ctx_list(ctx):
+    """``ctx`` as a list: ``[ctx]`` for one Context, a new list for a list or tuple."""
+    return list(ctx) if isinstance(ctx, (list, tuple)) else [ctx]
+
+
+def resolve_ctx(ctx=None):
+    """The contexts an entry point (``fit``, the CLI) runs on, as a list.
+
+    ``[try_gpu()]`` when ``ctx`` is None; the library functions below the
+    entry points take what they are given.
+    """
+    return ctx_list(ctx) if ctx else [try_gpu()]
+
+
+def loader_ctx(ctxs):
+    """Where a loader puts its batches for ``ctxs``: the one context, or the CPU
+    when ``train_ch5`` splits each batch over several."""
+    return ctxs[0] if len(ctxs) == 1 else mx.cpu()
