@@ -27,9 +27,15 @@ def _import_mxnet():
         raise BackendError(
             f'gluon_classics: numpy {numpy.__version__} is too new for mxnet 1.9.1 '
             f'(it needs numpy<1.24): pip install numpy==1.23.5')
-    # Two OpenMP threads per core-pair is what this workload scales to; an
-    # explicit setting by the user always wins.
-    os.environ.setdefault('OMP_NUM_THREADS', str(os.cpu_count() or 1))
+    # Without OMP_NUM_THREADS, MXNet on x86 gives its OpenMP operators half the
+    # logical cores (it assumes hyper-threads): one thread on a 2-core machine,
+    # where the figures in README were measured with 2. So unless the user chose
+    # (OMP_NUM_THREADS or MXNET_OMP_MAX_THREADS), MXNet is imported with all
+    # cores; it reads the variable during its import, and the variable is taken
+    # out again, so that child processes and the launcher see only the user's.
+    chosen = {'OMP_NUM_THREADS', 'MXNET_OMP_MAX_THREADS'} & set(os.environ)
+    if not chosen:
+        os.environ['OMP_NUM_THREADS'] = str(os.cpu_count() or 1)
     try:
         import mxnet
     except ModuleNotFoundError as err:
@@ -43,6 +49,9 @@ def _import_mxnet():
             f'gluon_classics: mxnet could not load {missing} (mxnet-cu112 needs the CUDA 11.2 '
             f'runtime, cuDNN 8 and NCCL 2: install them and set LD_LIBRARY_PATH as README '
             f'"GPU install" says, or use the CPU build: pip install mxnet==1.9.1)') from None
+    finally:
+        if not chosen:
+            del os.environ['OMP_NUM_THREADS']
     return mxnet
 
 

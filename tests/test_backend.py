@@ -6,6 +6,8 @@ import textwrap
 
 import pytest
 
+from gluon_classics._backend import _numpy_too_new
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -49,5 +51,18 @@ def test_cuda_build_without_cuda_libraries(tmp_path):
 @pytest.mark.parametrize('version,too_new', [('1.23.5', False), ('1.24.0', True),
                                              ('2.0.1', True), ('1.9.3', False)])
 def test_numpy_version_rule(version, too_new):
-    from gluon_classics._backend import _numpy_too_new
     assert _numpy_too_new(version) is too_new
+
+
+@pytest.mark.parametrize('value', [None, '1', '3'])
+def test_import_leaves_omp_num_threads_as_the_user_set_it(value):
+    # MXNet reads it during its import (with all cores when unset: see _backend);
+    # afterwards the environment, which child processes inherit, is the user's.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('OMP_NUM_THREADS', 'MXNET_OMP_MAX_THREADS')}
+    env.update(PYTHONPATH=ROOT, **({'OMP_NUM_THREADS': value} if value else {}))
+    script = 'import os, gluon_classics; print(os.environ.get("OMP_NUM_THREADS"))'
+    run = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == str(value)

@@ -15,11 +15,11 @@ from mxnet.gluon import nn
 
 from gluon_classics import count_parameters, layer_shapes, lenet
 from gluon_classics.cli import main
-from gluon_classics.experiments import (VARIANT_LR, VARIANTS, ablate, activation_stats,
+from gluon_classics.experiments import (ABLATION_LR, ABLATIONS, ablate, activation_stats,
                                         feature_maps, lenet_options)
 from gluon_classics.experiments import ablation
 from gluon_classics.model_zoo import leaves
-from gluon_classics.data import FASHION_MNIST, read_mnist_folder
+from gluon_classics.data import FASHION_MNIST, load_data, read_mnist_folder
 from gluon_classics.training import TrainingDiverged, fit
 
 
@@ -59,20 +59,20 @@ def _signature(net):
 
 def test_variants_are_model_options_that_change_the_layers():
     signatures = {}
-    for name, (description, kwargs) in VARIANTS.items():
+    for name, (description, kwargs) in ABLATIONS.items():
         assert description
-        sig = (_signature(lenet('d2l', **kwargs)), VARIANT_LR.get(name))
+        sig = (_signature(lenet('d2l', **kwargs)), ABLATION_LR.get(name))
         assert sig not in signatures.values(), f'{name} repeats {signatures}'
         signatures[name] = sig
-    assert VARIANTS['baseline'][1] == {}
-    relu = lenet('d2l', **VARIANTS['relu+max'][1])
+    assert ABLATIONS['baseline'][1] == {}
+    relu = lenet('d2l', **ABLATIONS['relu+max'][1])
     assert {type(l) for l in leaves(relu)} >= {nn.MaxPool2D}
     assert leaves(relu)[0].act._act_type == 'relu'
     # 'same' padding of the first conv: every kernel size keeps 28x28
     for name in ('kernel-3', 'kernel-7'):
-        assert layer_shapes(lenet('d2l', **VARIANTS[name][1]), (1, 1, 28, 28))[0][1] == \
+        assert layer_shapes(lenet('d2l', **ABLATIONS[name][1]), (1, 1, 28, 28))[0][1] == \
             (1, 6, 28, 28)
-    convs = [l for l in leaves(lenet('d2l', **VARIANTS['extra-conv'][1]))
+    convs = [l for l in leaves(lenet('d2l', **ABLATIONS['extra-conv'][1]))
              if isinstance(l, nn.Conv2D)]
     assert len(convs) == 3
 
@@ -97,7 +97,7 @@ def test_ablate_writes_table_json_and_curves(tmp_path, quick):
     results = ablate(names, seeds=2, out=str(tmp_path), log=lambda *a: lines.append(a), **quick)
     assert [r['name'] for r in results] == names
     for r in results:
-        built = lenet('d2l', **VARIANTS[r['name']][1])
+        built = lenet('d2l', **ABLATIONS[r['name']][1])
         assert r['parameters'] == count_parameters(built)
         assert r['seeds'] == [0, 1] and len(r['test_acc']) == 2
         assert all(len(run['history']) == 1 for run in r['runs'])
@@ -132,7 +132,7 @@ def test_ablate_reports_divergence_instead_of_hiding_it(tmp_path, monkeypatch, q
 
 @pytest.mark.parametrize('variant', ['baseline', 'kernel-3', 'extra-conv'])
 def test_feature_maps_match_layer_shapes(variant):
-    net = lenet('d2l', **VARIANTS[variant][1])
+    net = lenet('d2l', **ABLATIONS[variant][1])
     net.initialize(init.Xavier())
     X = mx.nd.random.uniform(shape=(3, 1, 28, 28))
     maps = feature_maps(net, X)
@@ -146,14 +146,13 @@ def test_feature_maps_match_layer_shapes(variant):
 def trained(data, tmp_path_factory):
     """A ReLU LeNet after one epoch on 512 examples, and its parameter file."""
     net, _ = fit('lenet', 'd2l', epochs=1, lr=0.1, seed=0, data_dir=data, ctx=mx.cpu(),
-                 model_kwargs=VARIANTS['relu'][1], log=lambda *a: None)
+                 model_kwargs=ABLATIONS['relu'][1], log=lambda *a: None)
     path = str(tmp_path_factory.mktemp('params') / 'relu.params')
     net.save_parameters(path)
     return net, path
 
 
 def test_activation_stats_differ_between_noise_and_an_image(trained, data):
-    from gluon_classics.data import load_data
     net, _ = trained
     test_iter = load_data('fashion-mnist', 1, root=data, ctx=mx.cpu())[1]
     image = next(iter(test_iter))[0]
@@ -223,4 +222,4 @@ def test_cli_help_lists_every_variant(capsys):
     with pytest.raises(SystemExit):
         main(['ablate', '--help'])
     text = ' '.join(capsys.readouterr().out.split())
-    assert all(name in text for name in VARIANTS)
+    assert all(name in text for name in ABLATIONS)

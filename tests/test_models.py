@@ -4,7 +4,8 @@ import pytest
 from mxnet import init
 
 from gluon_classics import alexnet, count_parameters, get_model, layer_shapes, lenet, print_shapes
-from gluon_classics.model_zoo import check_input_shape
+from gluon_classics.cli import build_parser, main
+from gluon_classics.model_zoo import MODELS, ModelEntry, check_input_shape, leaves, recipe
 
 # The printouts of the source chapters, layer by layer.
 CHAPTER_SHAPES = {
@@ -70,7 +71,6 @@ def test_shapes_agree_with_a_real_forward_pass():
     net = lenet('gluon')
     net.initialize(init.Xavier())
     X = mx.nd.random.uniform(shape=(2, 1, 28, 28))
-    from gluon_classics.model_zoo import leaves
     for layer, (_, shape) in zip(leaves(net), layer_shapes(net, X.shape)):
         X = layer(X)
         assert X.shape == shape
@@ -129,3 +129,20 @@ def test_unknown_names_list_the_choices():
         get_model('vgg')
     with pytest.raises(ValueError, match='d2l, imagenet'):
         alexnet('caffe')
+
+
+def test_one_registry_entry_is_all_get_model_fit_and_the_cli_need(monkeypatch, capsys):
+    tiny = {'small': dict(dense_units=(8,))}
+    entry = ModelEntry(lambda variant='small', **kwargs: lenet(**dict(tiny[variant], **kwargs)),
+                       tiny, dict(lr=0.5, batch_size=32, epochs=3, resize=None),
+                       variant_recipes={'small': dict(batch_size=16)})
+    monkeypatch.setitem(MODELS, 'tiny', entry)
+    assert recipe('tiny', 'small') == dict(lr=0.5, batch_size=16, epochs=3, resize=None)
+    # the d2l convs (156 + 2,416), dense 400 -> 8 (3,208), output 8 -> 10 (90)
+    assert count_parameters(get_model('tiny', variant='small')) == 5870
+    args = build_parser().parse_args(['train', 'tiny', '--variant', 'small'])
+    assert (args.model, args.variant) == ('tiny', 'small')
+    with pytest.raises(SystemExit):
+        main(['train', '--help'])
+    text = ' '.join(capsys.readouterr().out.split())
+    assert 'tiny: small' in text and '0.5 for tiny' in text and '16 for tiny small' in text

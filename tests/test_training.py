@@ -19,16 +19,21 @@ LINE = re.compile(r'^epoch \d+, loss \d+\.\d{4}, train acc \d\.\d{3}, test acc \
                   r'time \d+\.\d sec$')
 
 
-def _toy_data(n=512, size=28, seed=0, batch_size=64):
-    """Images whose class is the row of a bright bar: learnable in a few epochs."""
+def _toy_data(n=512, size=28, seed=0, batch_size=64, num_test=256):
+    """Images whose class is the row of a bright bar: learnable in a few epochs.
+
+    The test set is ``num_test`` further images from the same distribution,
+    none of them among the ``n`` training images.
+    """
     rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, n).astype(np.int32)
-    images = rng.integers(0, 40, (n, 1, size, size)).astype(np.uint8)
+    labels = rng.integers(0, 10, n + num_test).astype(np.int32)
+    images = rng.integers(0, 40, (n + num_test, 1, size, size)).astype(np.uint8)
     for i, c in enumerate(labels):
         row = 2 + c * (size - 4) // 10
         images[i, 0, row:row + 2, 4:-4] = 255
-    loader = ArrayLoader(images, labels, batch_size, shuffle=True, ctx=mx.cpu(), shuffle_seed=seed)
-    return loader, ArrayLoader(images[:256], labels[:256], 128, ctx=mx.cpu())
+    loader = ArrayLoader(images[:n], labels[:n], batch_size, shuffle=True, ctx=mx.cpu(),
+                         shuffle_seed=seed)
+    return loader, ArrayLoader(images[n:], labels[n:], 128, ctx=mx.cpu())
 
 
 def _lenet_and_trainer(lr=0.9, seed=0, **kwargs):
@@ -178,12 +183,18 @@ def test_alexnet_few_steps_on_small_input_lower_the_loss():
     assert all(b < a for a, b in zip(losses, losses[1:])) and losses[-1] < losses[0] - 0.1, losses
 
 
-def test_predict_returns_images_and_labels():
-    _, test_iter = _toy_data()
-    net, _ = _lenet_and_trainer()
-    images, true, pred = predict(net, test_iter, 5, ctx=mx.cpu())
-    assert images.shape == (5, 1, 28, 28) and true.tolist() == test_iter.labels[:5].tolist()
-    assert pred.shape == (5,) and pred.min() >= 0 and pred.max() < 10
+def test_predict_returns_images_labels_and_the_nets_argmax():
+    train_iter, test_iter = _toy_data()
+    net, trainer = _lenet_and_trainer(activation='relu', pool='max', lr=0.1)
+    # trained a little, so that the predictions are not all one class
+    train_ch5(net, train_iter, test_iter, 64, trainer, mx.cpu(), 1, log=lambda *a: None)
+    # 150 spans two of the loader's batches of 128
+    images, true, pred = predict(net, test_iter, 150, ctx=mx.cpu())
+    expected = test_iter.images[:150].astype(np.float32) / 255
+    assert images.shape == (150, 1, 28, 28) and np.array_equal(images, expected)
+    assert true.tolist() == test_iter.labels[:150].tolist()
+    argmax = net(mx.nd.array(expected)).argmax(axis=1).asnumpy().astype(int)
+    assert pred.tolist() == argmax.tolist() and len(set(argmax)) > 1
 
 
 def _cli(*args, cwd, timeout=300):

@@ -27,7 +27,7 @@ class ModelEntry:
     factory : callable
         ``factory(variant=..., **overrides)`` builds the network.
     variants : dict
-        The variant table the factory reads (the first is the default).
+        The variant table the factory reads.
     recipe : dict
         The chapter's ``lr``, ``batch_size``, ``epochs`` and ``resize``
         (None: the images' own size).

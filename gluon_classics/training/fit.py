@@ -73,6 +73,7 @@ def make_trainer(net, lr, optimizer='sgd', kvstore=None):
     (:func:`~gluon_classics.training.distributed.default_kvstore`); a
     ``'dist_*'`` name joins the parameter server.
     """
+    # imported late: `python -m gluon_classics.training.distributed` runs that module
     from .distributed import connect, default_kvstore, is_distributed
     if optimizer not in OPTIMIZERS:
         raise ValueError(f'unknown optimizer {optimizer!r}: choose one of {", ".join(OPTIMIZERS)}')
@@ -146,8 +147,8 @@ def fit(model='lenet', variant='d2l', *, dataset='fashion-mnist', epochs=None, l
     if epochs < 1 or batch_size < 1:
         raise ValueError(f'epochs and batch size must be at least 1; got {epochs} and {batch_size}')
     ctxs = resolve_ctx(ctx)
-    from .distributed import (checkpoint_path, connect, default_kvstore, shard_for_worker,
-                              worker_batch_size)
+    from .distributed import (checkpoint_path, connect, default_kvstore,  # late: see make_trainer
+                              shard_for_worker, worker_batch_size)
     kvstore = connect(kvstore or default_kvstore(ctxs))
     checkpoint = checkpoint_path(kvstore, checkpoint, resume, log)
     meta = None
