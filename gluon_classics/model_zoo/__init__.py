@@ -55,6 +55,7 @@ VARIANTS = {name: tuple(entry.variants) for name, entry in MODELS.items()}
 
 
 def _entry(name):
+    name = name.lower()
     if name not in MODELS:
         raise ValueError(f'unknown model {name!r}: choose one of {", ".join(sorted(MODELS))}')
     return MODELS[name]
@@ -86,7 +87,7 @@ def get_model(name, **kwargs):
     -------
     HybridBlock
     """
-    return _entry(name.lower()).factory(**kwargs)
+    return _entry(name).factory(**kwargs)
 
 
 def model_for_data(name, data_iter, **kwargs):
