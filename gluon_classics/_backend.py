@@ -28,11 +28,12 @@ def _import_mxnet():
             f'gluon_classics: numpy {numpy.__version__} is too new for mxnet 1.9.1 '
             f'(it needs numpy<1.24): pip install numpy==1.23.5')
     # Without OMP_NUM_THREADS, MXNet on x86 gives its OpenMP operators half the
-    # logical cores (it assumes hyper-threads): one thread on a 2-core machine,
-    # where the figures in README were measured with 2. So unless the user chose
-    # (OMP_NUM_THREADS or MXNET_OMP_MAX_THREADS), MXNet is imported with all
-    # cores; it reads the variable during its import, and the variable is taken
-    # out again, so that child processes and the launcher see only the user's.
+    # logical cores (src/engine/openmp.cc assumes hyper-threads): one thread on
+    # a 2-core machine, where README's figures were measured with 2. So unless
+    # the user chose (OMP_NUM_THREADS or MXNET_OMP_MAX_THREADS), MXNet is
+    # imported with all cores; it reads the variable during its import, and the
+    # variable is taken out again: child processes and the launcher see only
+    # the user's own setting.
     chosen = {'OMP_NUM_THREADS', 'MXNET_OMP_MAX_THREADS'} & set(os.environ)
     if not chosen:
         os.environ['OMP_NUM_THREADS'] = str(os.cpu_count() or 1)
