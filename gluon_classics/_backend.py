@@ -3,10 +3,20 @@
 MXNet 1.9.1 is the last 1.x release; it dies deep inside its own import with
 ``np.bool`` under numpy >= 1.24, and ``mxnet-cu112`` dies with a dlopen error
 where no CUDA 11 libraries are found. Both are turned into one clear line here.
+
+A CUDA build whose libraries are missing from the loader's path gets them from
+NVIDIA's ``nvidia-*-cu11`` wheels (``requirements-cu112.txt``) first, so no
+``LD_LIBRARY_PATH`` is needed; libraries the system provides win.
 """
+import importlib.util
 import os
 
-__all__ = ['mx', 'BackendError']
+from .utils.cuda import needed_libraries, preload
+
+__all__ = ['mx', 'BackendError', 'PRELOADED']
+
+# Paths of the CUDA libraries loaded from the nvidia-* wheels, for `gluon-classics doctor`.
+PRELOADED = []
 
 CPU_FIX = ('pip install mxnet==1.9.1 numpy==1.23.5 (CPU) '
            'or pip install -r requirements-cu112.txt (CUDA 11.2)')
@@ -45,15 +55,43 @@ def _import_mxnet():
         raise BackendError(f'gluon_classics: MXNet is not installed: {CPU_FIX}') from None
     except OSError as err:
         # mxnet-cu112 without the CUDA 11 runtime: "libcudart.so.11.0: cannot open ..."
-        missing = str(err).split(':')[0].strip()
-        raise BackendError(
-            f'gluon_classics: mxnet could not load {missing} (mxnet-cu112 needs the CUDA 11.2 '
-            f'runtime, cuDNN 8 and NCCL 2: install them and set LD_LIBRARY_PATH as README '
-            f'"GPU install" says, or use the CPU build: pip install mxnet==1.9.1)') from None
+        try:
+            if not _preload_cuda_wheels():
+                raise  # nothing to load from the wheels: report the original error
+            import mxnet
+        except OSError as err:
+            raise _missing_library(err) from None
     finally:
         if not chosen:
             del os.environ['OMP_NUM_THREADS']
     return mxnet
+
+
+def _libmxnet():
+    """Path of the installed MXNet's ``libmxnet.so`` (not loaded), or None."""
+    spec = importlib.util.find_spec('mxnet')
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = os.path.join(folder, 'libmxnet.so')
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _preload_cuda_wheels():
+    """Load a CUDA build's libraries from the nvidia-* wheels; False if there is nothing to do."""
+    library = _libmxnet()
+    if library is None or not any(n.startswith('libcudart.so') for n in needed_libraries(library)):
+        return False
+    PRELOADED[:] = preload(library)
+    return bool(PRELOADED)
+
+
+def _missing_library(err):
+    missing = str(err).split(':')[0].strip()
+    return BackendError(
+        f'gluon_classics: mxnet could not load {missing} (mxnet-cu112 needs the CUDA 11 '
+        f'runtime, cuDNN 8, NCCL 2 and the libraries requirements-cu112.txt pins: '
+        f'pip install -r requirements-cu112.txt, or use the CPU build: pip install mxnet==1.9.1)')
 
 
 mx = _import_mxnet()

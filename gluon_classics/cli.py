@@ -10,12 +10,13 @@ import os
 import sys
 
 from .data import load_data
+from .doctor import format_report, report
 from .experiments import ABLATIONS, ablate, lenet_options, write_feature_report
 from .model_zoo import LENET_VARIANTS, MODELS, get_model, model_for_data, print_shapes, recipe
 from .training import (OPTIMIZERS, TrainingInterrupted, atomic_write, evaluate_accuracy, fit,
                        load_params, predict)
 from .training.distributed import add_launch_arguments, is_chief, run_launch
-from .utils.devices import loader_ctx, parse_ctx, resolve_ctx
+from .utils.devices import DeviceError, loader_ctx, parse_ctx, resolve_ctx
 from .utils.plots import plot_history, show_images
 
 __all__ = ['main', 'build_parser']
@@ -68,6 +69,10 @@ def _write_json(path, obj):
 def _ctx(text):
     try:
         return parse_ctx(text)
+    except DeviceError as err:
+        # well formed, but this machine cannot honour it: one line, not a usage message
+        print(f'gluon-classics: error: {err}', file=sys.stderr)
+        raise SystemExit(2) from None
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
 
@@ -174,6 +179,14 @@ def cmd_features(args):
     return 0
 
 
+def cmd_doctor(args):
+    facts = report(args.data_dir)
+    if args.json:
+        print(json.dumps(facts, indent=1))
+    else:
+        print('\n'.join(format_report(facts)))
+
+
 def cmd_launch(args):
     return run_launch(args)
 
@@ -253,6 +266,13 @@ def build_parser():
     p.add_argument('--out', required=True, metavar='PATH.png')
     p.add_argument('--num', type=int, default=8, help='number of images (default 8)')
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser('doctor', help='versions, build features, CPU, GPUs and data: '
+                                      'what a bug report needs')
+    p.add_argument('--json', action='store_true', help='print the facts as JSON')
+    p.add_argument('--data-dir', metavar='DIR', help='the Fashion-MNIST folder to check '
+                                                     "(default: the loader's own)")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser('launch', help='run a training command as a parameter-server job',
                        description='Start 1 scheduler, S servers and W workers of COMMAND on '

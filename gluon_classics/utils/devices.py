@@ -1,33 +1,142 @@
-"""Contexts the d2l way: the GPU when there is one, else the CPU."""
+"""Contexts the d2l way: a GPU when MXNet can run on one, else the CPU.
+
+``mx.context.num_gpus()`` counts the GPUs the driver shows, not the ones this
+build of MXNet has kernels for: mxnet-cu112 1.9.1 carries machine code for
+sm_50 to sm_86 and no PTX, so on a Hopper GPU (sm_90) its first operator fails
+with "no kernel image is available". Each GPU is therefore probed once per
+process (its architecture against the build's kernel images, then one tiny
+operator) before it is handed out.
+"""
+import functools
+import warnings
+
 import mxnet as mx
 
+from . import cuda
+
 __all__ = ['try_gpu', 'try_all_gpus', 'num_gpus', 'parse_ctx', 'ctx_list', 'resolve_ctx',
-           'loader_ctx']
+           'loader_ctx', 'gpu_verdict', 'DeviceError']
+
+
+class DeviceError(ValueError):
+    """A GPU was asked for by number that is missing or that MXNet cannot run on."""
+
+
+@functools.lru_cache(maxsize=None)
+def _cuda_build():
+    return mx.runtime.Features().is_enabled('CUDA')
 
 
 def num_gpus():
-    """Number of GPUs MXNet can use (0 with the CPU build)."""
+    """Number of GPUs the driver shows MXNet (0 with the CPU build, usable or not)."""
+    if not _cuda_build():
+        return 0
     try:
         return mx.context.num_gpus()
-    except mx.base.MXNetError:  # the CPU build raises instead of answering 0
+    except mx.base.MXNetError:  # a CUDA build without a driver or a GPU
         return 0
 
 
+@functools.lru_cache(maxsize=None)
+def _gpus():
+    """``{index: info}`` from the driver (see :func:`cuda.gpus`)."""
+    return {g['index']: g for g in cuda.gpus()}
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel_targets():
+    """The targets (``sm_86``, ``compute_86``...) of the loaded libmxnet.so's kernel images."""
+    return frozenset(cuda.kernel_images(mx.base._LIB._name)[1])
+
+
+def _run_tiny_op(i):
+    """One elementwise operator on GPU ``i``, read back: raises MXNetError if it cannot run."""
+    (mx.nd.ones((2,), ctx=mx.gpu(i)) * 2).asnumpy()
+
+
+def _describe(i):
+    info = _gpus().get(i)
+    if info is None:
+        return f'GPU {i}'
+    major, minor = info['capability']
+    return f"GPU {i} ({info['name']}, compute capability {major}.{minor})"
+
+
+def _judge(i):
+    """``(usable, reason)`` for GPU ``i``: the build must have kernels for it, and they must run."""
+    info = _gpus().get(i)
+    targets = _kernel_targets()
+    if info is not None and targets and not cuda.runs_on(targets, info['capability']):
+        major, minor = info['capability']
+        ptx = sorted(t for t in targets if t.startswith('compute_'))
+        built = sorted(t for t in targets if t.startswith('sm_'))
+        return False, (f"this MXNet build has no kernels for sm_{major}{minor} (it carries "
+                       f"{', '.join(built)} and {', '.join(ptx) or 'no PTX'})")
+    try:
+        _run_tiny_op(i)
+    except mx.base.MXNetError as err:
+        return False, str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+    return True, None
+
+
+_VERDICTS = {}  # GPU index -> (usable, reason), once per process
+
+
+def gpu_verdict(i):
+    """Whether MXNet can run on GPU ``i``, probed once per process.
+
+    Returns
+    -------
+    (bool, str or None)
+        ``(True, None)``, or ``(False, reason)``; ``(False, 'no GPU i')`` when
+        there is no such GPU (or this is the CPU build).
+    """
+    if i >= num_gpus():
+        return False, f'no GPU {i}'
+    if i not in _VERDICTS:
+        _VERDICTS[i] = _judge(i)
+    return _VERDICTS[i]
+
+
+_WARNED = set()  # GPU indices already named in a warning
+
+
+def _warn(ids, fallback):
+    new = [i for i in ids if i not in _WARNED]
+    if new:
+        _WARNED.update(new)
+        warnings.warn('; '.join(f'{_describe(i)} cannot run this MXNet build: {gpu_verdict(i)[1]}'
+                                for i in new) + f'; {fallback}', stacklevel=3)
+
+
 def try_gpu(i=0):
-    """Return ``mx.gpu(i)`` if it exists, otherwise ``mx.cpu()``."""
-    return mx.gpu(i) if num_gpus() >= i + 1 else mx.cpu()
+    """Return ``mx.gpu(i)`` if MXNet can run on it, otherwise ``mx.cpu()``.
+
+    A GPU that is there but unusable gets one warning line (once per process)
+    naming it, its compute capability and the reason; no GPU, or the CPU build
+    of MXNet, is silent.
+    """
+    if i < num_gpus() and gpu_verdict(i)[0]:
+        return mx.gpu(i)
+    if i < num_gpus():
+        _warn([i], 'using the CPU')
+    return mx.cpu()
 
 
 def try_all_gpus():
-    """Return all available GPUs, or ``[mx.cpu()]`` if there is none."""
-    return [mx.gpu(i) for i in range(num_gpus())] or [mx.cpu()]
+    """Return every GPU MXNet can run on, or ``[mx.cpu()]`` if there is none."""
+    ids = range(num_gpus())
+    good = [i for i in ids if gpu_verdict(i)[0]]
+    _warn([i for i in ids if i not in good], 'leaving it out' if good else 'using the CPU')
+    return [mx.gpu(i) for i in good] or [mx.cpu()]
 
 
 def parse_ctx(text):
     """Contexts from a command-line string.
 
     ``'cpu'`` and ``'gpu'`` give one context (``'gpu'`` is :func:`try_gpu`);
-    ``'gpu:0,1'`` and ``'cpu:0,1'`` give a list for data-parallel training.
+    ``'gpu:0,1'`` and ``'cpu:0,1'`` give a list for data-parallel training. A
+    GPU named explicitly must be one MXNet can run on.
     """
     kind, _, ids = text.strip().lower().partition(':')
     if kind not in ('cpu', 'gpu') or (ids and not all(i.strip().isdigit() for i in ids.split(','))):
@@ -36,8 +145,13 @@ def parse_ctx(text):
         return mx.cpu() if kind == 'cpu' else try_gpu()
     ids = [int(i) for i in ids.split(',')]
     if kind == 'gpu' and max(ids) >= num_gpus():
-        raise ValueError(f'context {text!r} asks for GPU {max(ids)} but {num_gpus()} GPU(s) '
+        raise DeviceError(f'context {text!r} asks for GPU {max(ids)} but {num_gpus()} GPU(s) '
                          f'are visible: use --ctx cpu, or install mxnet-cu112 on a GPU machine')
+    for i in ids if kind == 'gpu' else ():
+        usable, reason = gpu_verdict(i)
+        if not usable:
+            raise DeviceError(f'context {text!r}: {_describe(i)} cannot run this MXNet build: '
+                             f'{reason}: use --ctx cpu (README, "GPU compatibility")')
     make = mx.gpu if kind == 'gpu' else mx.cpu
     return [make(i) for i in ids] if len(ids) > 1 else make(ids[0])
 

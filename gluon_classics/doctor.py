@@ -1,0 +1,169 @@
+"""What a bug report needs, in one screen: ``gluon-classics doctor [--json]``.
+
+:func:`report` gathers the facts (software, CPU, GPUs and the probe's verdict,
+CUDA libraries, where the data would be read from) and a hint for each thing
+that is wrong; :func:`format_report` prints one fact per line.
+"""
+import importlib.metadata
+import os
+import platform
+import sys
+
+from ._backend import PRELOADED, _numpy_too_new, mx
+from .data.fashion_mnist import FASHION_MNIST, IDX_FILES, default_root
+from .data.idx import find_file
+from .utils import cuda, devices
+
+__all__ = ['report', 'format_report']
+
+FEATURES = ('CUDA', 'CUDNN', 'NCCL', 'MKLDNN', 'DIST_KVSTORE', 'OPENMP')
+# /proc/cpuinfo flags by the names Intel and AMD use in their manuals
+ISA = {'AVX2': ('avx2',), 'AVX-512F': ('avx512f',), 'AVX512_BF16': ('avx512_bf16',),
+       'AMX': ('amx_tile',)}
+
+
+def _version(dist):
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu(cpuinfo='/proc/cpuinfo'):
+    """Model name and ISA flags of the first CPU in ``cpuinfo``."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                key, _, value = line.partition(':')
+                if key.strip() == 'model name':
+                    model = value.strip()
+                elif key.strip() == 'flags':
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    return dict(model=model, cores=os.cpu_count(),
+                isa={name: any(f in flags for f in names) for name, names in ISA.items()})
+
+
+def _gpus(cuda_build):
+    rows = []
+    for info in cuda.gpus():
+        i = info['index']
+        if cuda_build:
+            usable, reason = devices.gpu_verdict(i)
+        else:
+            usable, reason = False, 'this is the CPU build of MXNet'
+        rows.append(dict(index=i, name=info['name'],
+                         capability='{}.{}'.format(*info['capability']),
+                         memory_gib=round(info['memory'] / 2**30, 1), usable=usable,
+                         reason=reason))
+    return rows
+
+
+def _data(data_dir):
+    folder = os.path.expanduser(data_dir) if data_dir else default_root(FASHION_MNIST['name'])
+    return dict(folder=os.path.abspath(folder), files={f: find_file(folder, f) for f in IDX_FILES})
+
+
+def report(data_dir=None):
+    """The facts of this environment, as a JSON-ready dict with a list of ``hints``.
+
+    Parameters
+    ----------
+    data_dir : str, optional
+        The Fashion-MNIST folder to check (what ``--data-dir`` would pass);
+        by default the one the data loader would use.
+    """
+    from . import __version__
+    features = mx.runtime.Features()
+    cuda_build = features.is_enabled('CUDA')
+    library = mx.base._LIB._name
+    fatbins, images = cuda.kernel_images(library) if cuda_build else (0, {})
+    facts = dict(
+        python=f'{platform.python_version()} ({sys.executable})',
+        gluon_classics=__version__,
+        mxnet=dict(version=mx.__version__, library=library,
+                   features={name: features.is_enabled(name) for name in FEATURES},
+                   kernels=sorted(images, key=lambda t: (int(t.partition('_')[2]), t))),
+        numpy=_version('numpy'), d2l=_version('d2l'),
+        cpu=_cpu(), omp_threads=os.environ.get('OMP_NUM_THREADS'),
+        gpus=_gpus(cuda_build),
+        cuda_driver='{}.{}'.format(*cuda.driver_version()) if cuda.driver_version() else None,
+        cuda_libraries={name: dict(version=v, path=p)
+                        for name, (v, p) in cuda.loaded_libraries().items()},
+        preloaded=list(PRELOADED),
+        fashion_mnist=_data(data_dir),
+    )
+    facts['hints'] = _hints(facts, cuda_build)
+    return facts
+
+
+def _hints(facts, cuda_build):
+    hints = []
+    if facts['numpy'] and _numpy_too_new(facts['numpy']):
+        hints.append(f"numpy {facts['numpy']} is too new for mxnet 1.9.1: "
+                     f"pip install numpy==1.23.5")
+    for gpu in facts['gpus']:
+        if cuda_build and not gpu['usable']:
+            hints.append(f"GPU {gpu['index']} cannot run this MXNet build; training uses the "
+                         f"CPU (README, \"GPU compatibility\", says what works on it)")
+    if facts['gpus'] and not cuda_build:
+        hints.append('MXNet is the CPU build: for the GPU, pip install -r requirements-cu112.txt '
+                     'in a separate environment')
+    if cuda_build and not facts['gpus']:
+        hints.append('MXNet is a CUDA build but the driver shows no GPU: check nvidia-smi '
+                     'and CUDA_VISIBLE_DEVICES')
+    missing = [f for f, path in facts['fashion_mnist']['files'].items() if path is None]
+    if missing:
+        hints.append(f"Fashion-MNIST: {', '.join(missing)} not in "
+                     f"{facts['fashion_mnist']['folder']}: they are downloaded on first use; "
+                     f"offline, put them there, or point GLUON_CLASSICS_DATA or --data-dir at "
+                     f"them")
+    threads, cores = facts['omp_threads'], facts['cpu']['cores']
+    if threads and threads.isdigit() and cores and int(threads) > cores:
+        hints.append(f'OMP_NUM_THREADS={threads} is more than the {cores} cores: '
+                     f'set it to {cores} or fewer')
+    return hints
+
+
+def _yes(flag):
+    return 'yes' if flag else 'no'
+
+
+def format_report(facts):
+    """The report as lines of text: one fact per line, then the hints."""
+    m, cpu = facts['mxnet'], facts['cpu']
+    ptx = [t for t in m['kernels'] if t.startswith('compute_')]
+    lines = [
+        f"python: {facts['python']}",
+        f"gluon_classics: {facts['gluon_classics']} ({os.path.dirname(__file__)})",
+        f"mxnet: {m['version']} ({m['library']})",
+        'mxnet features: ' + ', '.join(f'{k} {_yes(v)}' for k, v in m['features'].items()),
+        'mxnet GPU kernels: ' + (', '.join(m['kernels']) + ('' if ptx else ' (no PTX)')
+                                 if m['kernels'] else 'none (CPU build)'),
+        f"numpy: {facts['numpy']}",
+        f"d2l: {facts['d2l'] or 'not installed'}",
+        f"cpu: {cpu['model']}, {cpu['cores']} cores",
+        'cpu ISA: ' + ', '.join(f'{k} {_yes(v)}' for k, v in cpu['isa'].items()),
+        f"OMP_NUM_THREADS: {facts['omp_threads'] or 'not set'}",
+    ]
+    for g in facts['gpus']:
+        verdict = 'usable' if g['usable'] else f"not usable: {g['reason']}"
+        lines.append(f"gpu {g['index']}: {g['name']}, compute capability {g['capability']}, "
+                     f"{g['memory_gib']} GiB, {verdict}")
+    if not facts['gpus']:
+        lines.append('gpus: none (no CUDA driver or no GPU visible)')
+    lines.append(f"CUDA driver: {facts['cuda_driver'] or 'not found'}")
+    for name in ('cudart', 'cudnn', 'nccl'):
+        lib = facts['cuda_libraries'].get(name)
+        lines.append(f"{name}: {lib['version']} ({lib['path']})" if lib else
+                     f"{name}: not loaded" + ('' if m['features']['CUDA'] else ' (CPU build)'))
+    if facts['preloaded']:
+        lines.append(f"loaded from the nvidia-* wheels: {len(facts['preloaded'])} libraries")
+    data = facts['fashion_mnist']
+    found = sum(p is not None for p in data['files'].values())
+    lines.append(f"fashion-mnist: {data['folder']} ({found} of {len(data['files'])} files there)")
+    lines += [f'hint: {h}' for h in facts['hints']]
+    return lines
