@@ -1,5 +1,7 @@
 """Importing gluon_classics where MXNet cannot work fails with one line saying what to install."""
 import os
+import shutil
+import struct
 import subprocess
 import sys
 import textwrap
@@ -44,8 +46,40 @@ def test_cuda_build_without_cuda_libraries(tmp_path):
         raise OSError('libcudart.so.11.0: cannot open shared object file: No such file or directory')
     """})
     line = _last_line(result)
-    assert 'could not load libcudart.so.11.0' in line and 'LD_LIBRARY_PATH' in line
-    assert 'pip install mxnet==1.9.1' in line
+    assert 'could not load libcudart.so.11.0' in line
+    assert 'pip install -r requirements-cu112.txt' in line and 'pip install mxnet==1.9.1' in line
+
+
+def test_cuda_build_loads_its_libraries_from_the_nvidia_wheels(tmp_path):
+    """A CUDA build whose libcudart is not on the loader's path gets it from nvidia-* wheels."""
+    from test_devices import _elf  # a minimal ELF with the sections asked for
+    import mxnet
+    site = tmp_path / 'site'
+    (site / 'mxnet').mkdir(parents=True)
+    # libmxnet.so of a CUDA build, as far as the preload reads it: its DT_NEEDED list
+    _elf(site / 'mxnet' / 'libmxnet.so', {
+        '.dynstr': b'\0libcudart.so.11.0\0', '.dynamic': struct.pack('<qQqQ', 1, 1, 0, 0)})
+    wheel = site / 'nvidia' / 'cuda_runtime' / 'lib'
+    wheel.mkdir(parents=True)
+    # a real shared library stands in for the CUDA runtime
+    shutil.copy(os.path.join(os.path.dirname(mxnet.__file__), 'libgfortran.so.3'),
+                wheel / 'libcudart.so.11.0')
+    # this mxnet fails like mxnet-cu112 until the runtime is loaded, then hands over to the
+    # real (CPU) mxnet, so that the rest of gluon_classics imports
+    (site / 'mxnet' / '__init__.py').write_text(textwrap.dedent(f"""
+        import sys
+        if {str(wheel)!r} not in open('/proc/self/maps').read():
+            raise OSError('libcudart.so.11.0: cannot open shared object file: No such file')
+        del sys.modules['mxnet']
+        sys.path.remove({str(site)!r})
+        import mxnet
+    """))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), ROOT]))
+    result = subprocess.run([sys.executable, '-c', 'import gluon_classics._backend as b; '
+                             'print(b.PRELOADED, b.mx.__version__)'],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [f"[{str(wheel / 'libcudart.so.11.0')!r}]", mxnet.__version__]
 
 
 @pytest.mark.parametrize('version,too_new', [('1.23.5', False), ('1.24.0', True),

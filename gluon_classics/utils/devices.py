@@ -8,6 +8,7 @@ process (its architecture against the build's kernel images, then one tiny
 operator) before it is handed out.
 """
 import functools
+import re
 import warnings
 
 import mxnet as mx
@@ -75,7 +76,9 @@ def _judge(i):
     try:
         _run_tiny_op(i)
     except mx.base.MXNetError as err:
-        return False, str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+        # MXNet's first line, without its "[12:00:00] src/file.cc:123: " prefix
+        first = (str(err).strip().splitlines() or [repr(err)])[0]
+        return False, re.sub(r'^\[[\d:]+\] \S+:\d+: ', '', first)
     return True, None
 
 
@@ -105,7 +108,7 @@ def _warn(ids, fallback):
     new = [i for i in ids if i not in _WARNED]
     if new:
         _WARNED.update(new)
-        warnings.warn('; '.join(f'{_describe(i)} cannot run this MXNet build: {gpu_verdict(i)[1]}'
+        warnings.warn('; '.join(f'{_describe(i)} is not usable by MXNet: {gpu_verdict(i)[1]}'
                                 for i in new) + f'; {fallback}', stacklevel=3)
 
 
@@ -150,7 +153,7 @@ def parse_ctx(text):
     for i in ids if kind == 'gpu' else ():
         usable, reason = gpu_verdict(i)
         if not usable:
-            raise DeviceError(f'context {text!r}: {_describe(i)} cannot run this MXNet build: '
+            raise DeviceError(f'context {text!r}: {_describe(i)} is not usable by MXNet: '
                              f'{reason}: use --ctx cpu (README, "GPU compatibility")')
     make = mx.gpu if kind == 'gpu' else mx.cpu
     return [make(i) for i in ids] if len(ids) > 1 else make(ids[0])
