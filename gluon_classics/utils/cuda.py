@@ -4,8 +4,9 @@ Everything here is standard library only (``_backend`` uses it before MXNet is
 imported) and cheap: a few ELF headers, the driver's device attributes, the
 versions of libraries already loaded.
 
-``python -m gluon_classics.utils.cuda path/to/libmxnet.so`` lists the kernel
-images a build carries, as ``cuobjdump --list-elf --list-ptx`` would.
+``python gluon_classics/utils/cuda.py path/to/libmxnet.so [--wheels DIR]``
+lists the kernel images a build carries, as ``cuobjdump --list-elf --list-ptx``
+would, and which wheel provides each library it needs (no GPU, no MXNet needed).
 """
 import collections
 import ctypes
@@ -15,7 +16,7 @@ import os
 import struct
 
 __all__ = ['needed_libraries', 'kernel_images', 'runs_on', 'gpus', 'driver_version',
-           'loaded_libraries', 'nvidia_wheel_libraries', 'preload']
+           'loaded_libraries', 'nvidia_wheel_libraries', 'preload', 'wheel_libraries']
 
 _FATBIN_MAGIC = 0xBA55ED50
 _DT_NEEDED = 1
@@ -232,13 +233,28 @@ def preload(library):
     return loaded
 
 
+def wheel_libraries(folder):
+    """``{soname: wheel}`` of the shared libraries inside the wheels in ``folder`` (not unpacked)."""
+    import zipfile
+    found = {}
+    for wheel in sorted(glob.glob(os.path.join(folder, '*.whl'))):
+        with zipfile.ZipFile(wheel) as z:
+            for name in z.namelist():
+                if '/lib' in name and '.so' in os.path.basename(name):
+                    found.setdefault(os.path.basename(name), os.path.basename(wheel))
+    return found
+
+
 def _main(argv=None):
     import argparse
     parser = argparse.ArgumentParser(
-        prog='python -m gluon_classics.utils.cuda',
+        prog='python gluon_classics/utils/cuda.py',
         description="List the CUDA kernel images in a library's fatbinaries "
-                    "(e.g. mxnet/libmxnet.so unzipped from a mxnet-cu112 wheel).")
+                    "(e.g. mxnet/libmxnet.so unzipped from a mxnet-cu112 wheel), "
+                    "and with --wheels which wheel provides each library it needs.")
     parser.add_argument('library')
+    parser.add_argument('--wheels', metavar='DIR',
+                        help='a folder of wheels (pip download --no-deps -d DIR ...)')
     args = parser.parse_args(argv)
     fatbins, images = kernel_images(args.library)
     print(f'{args.library}: {fatbins} fatbinaries')
@@ -247,6 +263,10 @@ def _main(argv=None):
         print(f'{target}: {images[target]} {kind} images')
     if fatbins and not any(t.startswith('compute_') for t in images):
         print('no PTX: GPUs newer than the last cubin architecture cannot run these kernels')
+    if args.wheels:
+        provided = wheel_libraries(args.wheels)
+        for soname in needed_libraries(args.library):
+            print(f"needs {soname}: {provided.get(soname, 'not in these wheels')}")
 
 
 if __name__ == '__main__':
