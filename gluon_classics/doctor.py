@@ -88,7 +88,8 @@ def report(data_dir=None):
                    features={name: features.is_enabled(name) for name in FEATURES},
                    kernels=sorted(images, key=lambda t: (int(t.partition('_')[2]), t))),
         numpy=_version('numpy'), d2l=_version('d2l'),
-        cpu=_cpu(), omp_threads=os.environ.get('OMP_NUM_THREADS'),
+        cpu=_cpu(), omp_threads={k: os.environ.get(k)
+                                 for k in ('OMP_NUM_THREADS', 'MXNET_OMP_MAX_THREADS')},
         gpus=_gpus(cuda_build),
         cuda_driver='{}.{}'.format(*cuda.driver_version()) if cuda.driver_version() else None,
         cuda_libraries={name: dict(version=v, path=p)
@@ -121,7 +122,7 @@ def _hints(facts, cuda_build):
                      f"{facts['fashion_mnist']['folder']}: they are downloaded on first use; "
                      f"offline, put them there, or point GLUON_CLASSICS_DATA or --data-dir at "
                      f"them")
-    threads, cores = facts['omp_threads'], facts['cpu']['cores']
+    threads, cores = facts['omp_threads']['OMP_NUM_THREADS'], facts['cpu']['cores']
     if threads and threads.isdigit() and cores and int(threads) > cores:
         hints.append(f'OMP_NUM_THREADS={threads} is more than the {cores} cores: '
                      f'set it to {cores} or fewer')
@@ -147,8 +148,12 @@ def format_report(facts):
         f"d2l: {facts['d2l'] or 'not installed'}",
         f"cpu: {cpu['model']}, {cpu['cores']} cores",
         'cpu ISA: ' + ', '.join(f'{k} {_yes(v)}' for k, v in cpu['isa'].items()),
-        f"OMP_NUM_THREADS: {facts['omp_threads'] or 'not set'}",
     ]
+    omp = facts['omp_threads']
+    if not any(omp.values()):  # what _backend does then
+        lines.append(f"OMP_NUM_THREADS: not set (MXNet was imported with {cpu['cores']}, "
+                     f"one per core)")
+    lines += [f'{k}: {v}' for k, v in omp.items() if v]
     for g in facts['gpus']:
         verdict = 'usable' if g['usable'] else f"not usable: {g['reason']}"
         lines.append(f"gpu {g['index']}: {g['name']}, compute capability {g['capability']}, "
