@@ -80,18 +80,19 @@ def report(data_dir=None):
     features = mx.runtime.Features()
     cuda_build = features.is_enabled('CUDA')
     library = mx.base._LIB._name
-    fatbins, images = cuda.kernel_images(library) if cuda_build else (0, {})
+    images = cuda.kernel_images(library)[1] if cuda_build else {}
+    driver = cuda.driver_version()
     facts = dict(
         python=f'{platform.python_version()} ({sys.executable})',
         gluon_classics=__version__,
         mxnet=dict(version=mx.__version__, library=library,
                    features={name: features.is_enabled(name) for name in FEATURES},
-                   kernels=sorted(images, key=lambda t: (int(t.partition('_')[2]), t))),
+                   kernels=cuda.sorted_targets(images)),
         numpy=_version('numpy'), d2l=_version('d2l'),
         cpu=_cpu(), omp_threads={k: os.environ.get(k)
                                  for k in ('OMP_NUM_THREADS', 'MXNET_OMP_MAX_THREADS')},
         gpus=_gpus(cuda_build),
-        cuda_driver='{}.{}'.format(*cuda.driver_version()) if cuda.driver_version() else None,
+        cuda_driver='{}.{}'.format(*driver) if driver else None,
         cuda_libraries={name: dict(version=v, path=p)
                         for name, (v, p) in cuda.loaded_libraries().items()},
         preloaded=list(PRELOADED),

@@ -16,7 +16,8 @@ import os
 import struct
 
 __all__ = ['needed_libraries', 'kernel_images', 'runs_on', 'gpus', 'driver_version',
-           'loaded_libraries', 'nvidia_wheel_libraries', 'preload', 'wheel_libraries']
+           'loaded_libraries', 'nvidia_wheel_libraries', 'preload', 'wheel_libraries',
+           'sorted_targets']
 
 _FATBIN_MAGIC = 0xBA55ED50
 _DT_NEEDED = 1
@@ -91,6 +92,11 @@ def kernel_images(path):
                 entry += entry_header + payload
             pos = last
     return fatbins, images
+
+
+def sorted_targets(targets):
+    """Targets by architecture, cubin before PTX: sm_50, ..., sm_86, compute_86."""
+    return sorted(targets, key=lambda t: (int(t.partition('_')[2]), t.startswith('compute')))
 
 
 def runs_on(targets, capability):
@@ -234,7 +240,7 @@ def preload(library):
 
 
 def wheel_libraries(folder):
-    """``{soname: wheel}`` of the shared libraries inside the wheels in ``folder`` (not unpacked)."""
+    """``{soname: wheel}`` of the shared libraries in the wheels in ``folder``, not unpacked."""
     import zipfile
     found = {}
     for wheel in sorted(glob.glob(os.path.join(folder, '*.whl'))):
@@ -258,7 +264,7 @@ def _main(argv=None):
     args = parser.parse_args(argv)
     fatbins, images = kernel_images(args.library)
     print(f'{args.library}: {fatbins} fatbinaries')
-    for target in sorted(images, key=lambda t: (int(t.partition('_')[2]), t)):
+    for target in sorted_targets(images):
         kind = 'PTX' if target.startswith('compute_') else 'cubin'
         print(f'{target}: {images[target]} {kind} images')
     if fatbins and not any(t.startswith('compute_') for t in images):

@@ -69,8 +69,8 @@ def _judge(i):
     targets = _kernel_targets()
     if info is not None and targets and not cuda.runs_on(targets, info['capability']):
         major, minor = info['capability']
-        ptx = sorted(t for t in targets if t.startswith('compute_'))
-        built = sorted(t for t in targets if t.startswith('sm_'))
+        ptx = [t for t in cuda.sorted_targets(targets) if t.startswith('compute_')]
+        built = [t for t in cuda.sorted_targets(targets) if t.startswith('sm_')]
         return False, (f"this MXNet build has no kernels for sm_{major}{minor} (it carries "
                        f"{', '.join(built)} and {', '.join(ptx) or 'no PTX'})")
     try:
