@@ -164,7 +164,7 @@ def gpus():
 
 
 def _version(name, path):
-    """``(version, path)`` of one loaded library, through its own version function."""
+    """One loaded library's version, from its own version function ('unknown' if it fails)."""
     lib = ctypes.CDLL(path)  # already loaded: this returns the same handle
     if name == 'cudnn':
         lib.cudnnGetVersion.restype = ctypes.c_size_t
