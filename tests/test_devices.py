@@ -122,7 +122,7 @@ def test_cuda_build_without_gpus_is_silent(fake_gpus):
 
 def test_cpu_build_asks_nothing(monkeypatch):
     """The CPU build neither counts GPUs (MXNet raises there) nor probes: silent CPU."""
-    assert not mx.runtime.Features().is_enabled('CUDA')  # this environment's build
+    monkeypatch.setattr(devices, '_cuda_build', lambda: False)
 
     def forbidden(*args):
         raise AssertionError('GPU query on the CPU build')
@@ -177,11 +177,14 @@ def test_kernel_images_and_needed_libraries(tmp_path):
     assert cuda.needed_libraries(lib) == ['libcudart.so.11.0', 'libc.so.6']
 
 
-def test_cpu_build_has_no_kernel_images():
-    library = mx.base._LIB._name
-    assert cuda.kernel_images(library) == (0, {})
+def test_installed_mxnet_kernel_images_match_its_build():
+    """The CPU build (CI's) has no fatbinaries and needs no CUDA runtime; a CUDA build both."""
+    library, cuda_build = mx.base._LIB._name, mx.runtime.Features().is_enabled('CUDA')
+    fatbins, images = cuda.kernel_images(library)
+    assert (fatbins > 0) is cuda_build and bool(images) is cuda_build
     assert 'libopenblas.so.0' in cuda.needed_libraries(library)
-    assert not any(n.startswith('libcudart') for n in cuda.needed_libraries(library))
+    assert any(n.startswith('libcudart') for n in cuda.needed_libraries(library)) is cuda_build
+    assert devices._cuda_build() is cuda_build
 
 
 def _fake_wheel(root, package, filename, source):
@@ -203,10 +206,12 @@ def test_preload_loads_needed_libraries_from_the_wheels(tmp_path, monkeypatch):
         assert path in f.read()
 
 
-def test_doctor_report_on_this_cpu_build(fashion_mnist_dir):
+def test_doctor_report_on_this_machine(fashion_mnist_dir):
     facts = doctor.report(fashion_mnist_dir)
+    cuda_build = mx.runtime.Features().is_enabled('CUDA')
     assert facts['mxnet']['version'] == mx.__version__
-    assert facts['mxnet']['features']['CUDA'] is False and facts['mxnet']['kernels'] == []
+    assert facts['mxnet']['features']['CUDA'] is cuda_build
+    assert bool(facts['mxnet']['kernels']) is cuda_build
     assert facts['fashion_mnist']['folder'] == fashion_mnist_dir
     assert all(facts['fashion_mnist']['files'].values())
     lines = doctor.format_report(facts)
