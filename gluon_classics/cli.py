@@ -15,7 +15,8 @@ from .experiments import ABLATIONS, ablate, lenet_options, write_feature_report
 from .model_zoo import LENET_VARIANTS, MODELS, get_model, model_for_data, print_shapes, recipe
 from .training import (OPTIMIZERS, TrainingInterrupted, atomic_write, evaluate_accuracy, fit,
                        load_params, predict)
-from .training.distributed import add_launch_arguments, is_chief, run_launch
+from .launch import add_launch_arguments, run_launch
+from .training.distributed import connect
 from .utils.devices import DeviceError, loader_ctx, parse_ctx, resolve_ctx
 from .utils.plots import plot_history, show_images
 
@@ -86,8 +87,12 @@ def _log(*args):
     print(*args, flush=True)  # epoch lines as they come, also into a log file
 
 
-def cmd_train(args):
-    checkpoint = args.checkpoint or (args.save + '.ckpt' if args.save
+def cmd_train(args, parallel=None):
+    """``train``; ``parallel`` is the job this process already joined, if any."""
+    # Joined once, here: fit trains in the job, and rank 0 writes the files for all workers.
+    parallel = connect(parallel or args.kvstore, args.ctx)
+    save = args.save and args.save.replace('{rank}', str(parallel.rank))
+    checkpoint = args.checkpoint or (save + '.ckpt' if save
                                      else f'runs/{args.model}-{args.variant}.ckpt')
     try:
         net, history = fit(args.model, args.variant, dataset=args.dataset, epochs=args.epochs,
@@ -95,10 +100,10 @@ def cmd_train(args):
                            data_dir=args.data_dir, ctx=args.ctx, seed=args.seed,
                            optimizer=args.optimizer, num_examples=args.num_examples,
                            checkpoint=checkpoint, resume=args.resume,
-                           hybridize=not args.no_hybridize, kvstore=args.kvstore,
+                           hybridize=not args.no_hybridize, kvstore=parallel,
                            model_kwargs=_model_kwargs(args), log=_log)
     except TrainingInterrupted as stop:
-        if args.metrics and stop.history and is_chief():
+        if args.metrics and stop.history and parallel.is_chief:
             _write_json(args.metrics, stop.history)
         done = len(stop.history)
         print(f'gluon-classics: interrupted in epoch {stop.epoch}; '
@@ -106,10 +111,10 @@ def cmd_train(args):
                  f'continue with --resume {checkpoint}'
                  if done else 'no epoch had finished, nothing was saved'), file=sys.stderr)
         return 130
-    if not is_chief():  # a parameter-server job: rank 0 writes the files for all workers
+    if save and (parallel.is_chief or save != args.save):  # {rank}: every worker its own
+        atomic_write(save, net.save_parameters)
+    if not parallel.is_chief:
         return 0
-    if args.save:
-        atomic_write(args.save, net.save_parameters)
     if args.metrics:
         _write_json(args.metrics, history)
     if args.plot:
@@ -238,7 +243,9 @@ def build_parser():
                    help='; '.join(f'{name}: {what}' for name, (what, _) in OPTIMIZERS.items()))
     p.add_argument('--num-examples', type=int, metavar='N', help='train on N examples only')
     p.add_argument('--seed', type=int, help='fixed seed: the same run again, also when resumed')
-    p.add_argument('--save', metavar='PATH', help='write the parameters (net.save_parameters)')
+    p.add_argument('--save', metavar='PATH',
+                   help='write the parameters (net.save_parameters); in a launched job rank 0 '
+                        'writes them, or every worker its own with {rank} in PATH')
     p.add_argument('--metrics', metavar='PATH.json', help='write the per-epoch history as JSON')
     p.add_argument('--plot', metavar='PATH.png', help='draw loss and accuracy by epoch')
     p.add_argument('--checkpoint', metavar='PATH',
@@ -278,7 +285,7 @@ def build_parser():
                        description='Start 1 scheduler, S servers and W workers of COMMAND on '
                                    'this machine (on 127.0.0.1), or over ssh with --hostfile: '
                                    'gluon-classics launch -n 2 -s 1 -- gluon-classics train '
-                                   'lenet --kvstore dist_sync')
+                                   'lenet')
     add_launch_arguments(p)
     p.set_defaults(func=cmd_launch)
 

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import types
 
 import mxnet as mx
 import numpy as np
@@ -21,9 +20,10 @@ from mxnet import init
 from gluon_classics import lenet
 from gluon_classics.cli import build_parser
 from gluon_classics.data import ArrayLoader
+from gluon_classics import launch as launcher
+from gluon_classics.launch import launch
 from gluon_classics.training import make_trainer, train_ch5
-from gluon_classics.training import distributed
-from gluon_classics.training.distributed import (connect, default_kvstore, launch,
+from gluon_classics.training.distributed import (ParallelContext, connect, default_kvstore,
                                                  shard_for_worker, worker_batch_size)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -117,11 +117,13 @@ def test_dist_kvstore_outside_a_job_is_a_clear_error(monkeypatch):
     monkeypatch.delenv('DMLC_ROLE', raising=False)
     with pytest.raises(ValueError, match='gluon-classics launch'):
         connect('dist_sync')
-    assert connect('local') == 'local'
+    assert connect('local') == ParallelContext('local', rank=0, num_workers=1)
+    assert connect(None, [mx.cpu(0), mx.cpu(1)]).kvstore == 'local'
 
 
 def _fake_kv(kind, workers, rank):
-    return types.SimpleNamespace(type=kind, num_workers=workers, rank=rank)
+    """Rank ``rank`` of a ``kind`` job, as a value: shards and sizes need no servers."""
+    return ParallelContext(kind, rank=rank, num_workers=workers)
 
 
 def test_shards_are_equal_and_disjoint():
@@ -141,20 +143,23 @@ def test_shards_are_equal_and_disjoint():
         worker_batch_size(2, _fake_kv('dist_sync', 4, 0))
 
 
-def test_only_rank_0_prints_and_writes(tmp_path, monkeypatch, capsys):
-    from gluon_classics.cli import main
+def test_only_rank_0_prints_and_writes(tmp_path, capsys):
+    from gluon_classics.cli import cmd_train
     images, labels = _synthetic(64)
     _write_idx(str(tmp_path / 'data'), images, labels, images[:32], labels[:32])
-    # This process as rank 1 of a job (dist_async: no cross-worker sums to wait for).
-    monkeypatch.setattr(distributed, '_KVSTORE', _fake_kv('dist_async', 2, 1))
     files = {name: str(tmp_path / name) for name in ('p.params', 'm.json', 'c.ckpt', 'plot.png')}
-    code = main(['train', 'lenet', '--data-dir', str(tmp_path / 'data'), '--epochs', '1',
-                 '--batch-size', '32', '--ctx', 'cpu', '--save', files['p.params'],
-                 '--metrics', files['m.json'], '--checkpoint', files['c.ckpt'],
-                 '--plot', files['plot.png']])
-    assert code == 0
+    args = build_parser().parse_args([
+        'train', 'lenet', '--data-dir', str(tmp_path / 'data'), '--epochs', '1',
+        '--batch-size', '32', '--ctx', 'cpu', '--save', files['p.params'],
+        '--metrics', files['m.json'], '--checkpoint', files['c.ckpt'], '--plot', files['plot.png']])
+    # This process as rank 1 of a job, with a local KVStore: no servers to wait for.
+    assert cmd_train(args, ParallelContext('local', rank=1, num_workers=2)) == 0
     assert capsys.readouterr().out == ''
     assert not any(os.path.exists(f) for f in files.values())
+    # {rank} in --save: every worker writes its own copy (to compare them), still nothing else.
+    args.save = str(tmp_path / 'w{rank}.params')
+    assert cmd_train(args, ParallelContext('local', rank=1, num_workers=2)) == 0
+    assert sorted(os.listdir(tmp_path)) == ['data', 'w1.params']
 
 
 # --- the launcher, with stand-in processes (no MXNet) -----------------------------------------
@@ -184,11 +189,11 @@ def test_launch_sets_dmlc_tracker_environment(tmp_path):
 def test_launch_shares_the_cores_among_workers():
     cores = os.cpu_count() or 1
     # str(cores) is what importing gluon_classics sets: not the user's choice
-    envs = distributed._role_envs(2, 1, '127.0.0.1', 9000, {'OMP_NUM_THREADS': str(cores)})
-    threads = {role: env['OMP_NUM_THREADS'] for role, env in envs}
+    envs = launcher._role_envs(2, 1, '127.0.0.1', 9000, {'OMP_NUM_THREADS': str(cores)})
+    threads = {role: env['OMP_NUM_THREADS'] for role, _, env in envs}
     assert threads == {'scheduler': '1', 'server': '1', 'worker': str(max(1, cores // 2))}
-    envs = distributed._role_envs(2, 1, '127.0.0.1', 9000, {'OMP_NUM_THREADS': '7'})
-    assert {env['OMP_NUM_THREADS'] for _, env in envs} == {'7'}
+    envs = launcher._role_envs(2, 1, '127.0.0.1', 9000, {'OMP_NUM_THREADS': '7'})
+    assert {env['OMP_NUM_THREADS'] for *_, env in envs} == {'7'}
 
 
 def _gone(pid):
@@ -220,18 +225,98 @@ def test_launch_timeout_stops_the_job():
     assert code == 124 and time.monotonic() - start < 30
 
 
-def test_hostfile_goes_to_mxnet_ssh_launcher(monkeypatch, tmp_path):
-    seen = {}
+# A stand-in for ssh: runs the remote command line with a login's bare environment, and, like
+# sshd when the connection drops, closes its standard input when told to stop. 127.0.0.3 is
+# a host it cannot reach.
+FAKE_SSH = """
+import json, os, signal, subprocess, sys
+host, line = sys.argv[-2], sys.argv[-1]
+with open(os.environ['FAKE_SSH_LOG'], 'a') as f:
+    f.write(json.dumps({'host': host, 'options': sys.argv[1:-2]}) + '\\n')
+if host == '127.0.0.3':
+    sys.exit(255)
+remote = subprocess.Popen(['sh', '-c', line], stdin=subprocess.PIPE,
+                          env={'PATH': '/usr/bin:/bin', 'HOME': os.environ.get('HOME', '/')})
+signal.signal(signal.SIGTERM, lambda *_: remote.stdin.close())
+sys.exit(remote.wait())
+"""
 
-    def run_path(path, run_name):
-        seen.update(path=path, argv=list(sys.argv))
-    monkeypatch.setattr('runpy.run_path', run_path)
-    args = build_parser().parse_args(['launch', '-n', '2', '-s', '1', '-H', 'hosts', '--',
-                                      'gluon-classics', 'train', 'lenet'])
-    assert distributed.run_launch(args) == 0
-    assert seen['path'].endswith(os.path.join('mxnet', 'tools', 'launch.py'))
-    assert seen['argv'][1:] == ['-n', '2', '-s', '1', '-H', 'hosts', '--launcher', 'ssh',
-                                'gluon-classics', 'train', 'lenet']
+
+def _ssh_launch(tmp_path, body, hosts, **kwargs):
+    (tmp_path / 'fake_ssh.py').write_text(FAKE_SSH)
+    (tmp_path / 'out').mkdir()
+    env = dict(os.environ, FAKE_SSH_LOG=str(tmp_path / 'ssh.log'), NOT_FORWARDED='1')
+    messages = []
+    code = launch(_stand_in(body), hosts=hosts, ssh=f'{sys.executable} {tmp_path}/fake_ssh.py',
+                  env=env, cwd=str(tmp_path / 'out'), log=messages.append, **kwargs)
+    calls = [json.loads(line) for line in open(tmp_path / 'ssh.log')]
+    return code, messages, calls
+
+
+def test_ssh_launch_runs_each_role_on_its_host(tmp_path):
+    code, _, calls = _ssh_launch(tmp_path, """
+        env = dict(os.environ, CWD=os.getcwd())
+        name = env['DMLC_ROLE'] + env.get('DMLC_TASK_ID', '')
+        json.dump(env, open(name + '.json', 'w'))
+        """, [('127.0.0.1', None), ('127.0.0.2', '2222')], num_workers=2, num_servers=1,
+        timeout=60)
+    assert code == 0
+    out = tmp_path / 'out'
+    env = {f[:-5]: json.load(open(out / f)) for f in os.listdir(out)}
+    assert sorted(env) == ['scheduler', 'server2', 'worker0', 'worker1']
+    # The scheduler runs here; worker i and server i on host i % 2, over ssh, with -p if given.
+    assert sorted((c['host'], tuple(c['options'][-2:])) for c in calls) == [
+        ('127.0.0.1', ('-o', 'BatchMode=yes')), ('127.0.0.1', ('-o', 'BatchMode=yes')),
+        ('127.0.0.2', ('-p', '2222'))]
+    assert [env[n]['DMLC_NODE_HOST'] for n in ('worker0', 'worker1', 'server2')] == [
+        '127.0.0.1', '127.0.0.2', '127.0.0.1']
+    for name, e in env.items():
+        assert e['DMLC_PS_ROOT_URI'] == '127.0.0.1' and e['CWD'] == str(out), name
+        assert e['DMLC_PS_ROOT_PORT'] == env['scheduler']['DMLC_PS_ROOT_PORT']
+        # the launcher's Python, not the login's; only the job's variables
+        assert e['PATH'] == os.environ['PATH'] and e.get('PYTHONPATH') == os.environ.get(
+            'PYTHONPATH'), name
+        assert ('NOT_FORWARDED' in e) == (name == 'scheduler'), name
+    assert env['worker1']['DMLC_JOB_CLUSTER'] == 'ssh'
+
+
+def test_ssh_launch_stops_everything_when_one_host_fails(tmp_path):
+    code, messages, _ = _ssh_launch(tmp_path, """
+        open(str(os.getpid()), 'w').close()
+        if os.environ.get('DMLC_TASK_ID') == '1':
+            time.sleep(0.5)
+            sys.exit(3)
+        time.sleep(120)
+        """, [('127.0.0.1', None), ('127.0.0.2', None)], num_workers=2, num_servers=1,
+        timeout=60)
+    assert code == 3
+    assert messages == ['worker 1 on 127.0.0.2 exited with status 3: stopping the job']
+    pids = [int(p) for p in os.listdir(tmp_path / 'out')]
+    # The remote processes die with their ssh connection, a moment after it.
+    deadline = time.monotonic() + 20
+    while not all(_gone(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(pids) == 4 and all(_gone(p) for p in pids)
+
+
+def test_ssh_launch_names_the_host_ssh_cannot_reach(tmp_path):
+    code, messages, _ = _ssh_launch(tmp_path, 'time.sleep(120)',
+                                    [('127.0.0.1', None), ('127.0.0.3', None)], timeout=60)
+    assert code == 255 and len(messages) == 1
+    assert messages[0].startswith('worker 1 on 127.0.0.3: ssh failed'), messages
+
+
+def test_hostfile(tmp_path):
+    (tmp_path / 'hosts').write_text('# the job\n127.0.0.1\n\nlocalhost:2222 slots=4\n')
+    assert launcher.read_hostfile(str(tmp_path / 'hosts')) == [('127.0.0.1', None),
+                                                               ('127.0.0.1', '2222')]
+    (tmp_path / 'empty').write_text('# nobody\n')
+    with pytest.raises(ValueError, match='names no host'):
+        launcher.read_hostfile(str(tmp_path / 'empty'))
+    with pytest.raises(ValueError, match='cannot read the hosts file .*missing'):
+        launcher.read_hostfile(str(tmp_path / 'missing'))
+    args = build_parser().parse_args(['launch', '-H', 'hosts', '--ssh', 'ssh -F cfg', '--', 'x'])
+    assert (args.hostfile, args.ssh) == ('hosts', 'ssh -F cfg')
 
 
 # --- a real parameter-server job on loopback --------------------------------------------------
@@ -240,16 +325,16 @@ WORKER = """
 import json, os, sys
 import mxnet as mx
 from gluon_classics import fit
-from gluon_classics.training import distributed
+from gluon_classics.training.distributed import connect
 
 out = sys.argv[1]
+job = connect(sys.argv[2])
 net, history = fit('lenet', data_dir=os.path.join(out, 'data'), epochs=3, batch_size=32,
-                   lr=0.1, seed=0, ctx=mx.cpu(), kvstore=sys.argv[2], progress=False,
+                   lr=0.1, seed=0, ctx=mx.cpu(), kvstore=job, progress=False,
                    checkpoint=os.path.join(out, 'job.ckpt'), model_kwargs={'activation': 'relu'})
-rank = distributed.rank()
-net.save_parameters(os.path.join(out, f'worker{rank}.params'))
-with open(os.path.join(out, f'worker{rank}.json'), 'w') as f:
-    json.dump({'history': history, 'num_workers': distributed.num_workers()}, f)
+net.save_parameters(os.path.join(out, f'worker{job.rank}.params'))
+with open(os.path.join(out, f'worker{job.rank}.json'), 'w') as f:
+    json.dump({'history': history, 'num_workers': job.num_workers}, f)
 """
 
 
@@ -261,7 +346,7 @@ def _run_job(tmp_path, kvstore, hard_limit=150):
     script.write_text(WORKER)
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1', MXNET_CPU_WORKER_NTHREADS='1',
                **LOOPBACK)
-    cmd = [sys.executable, '-m', 'gluon_classics.training.distributed', '-n', '2', '-s', '1',
+    cmd = [sys.executable, '-m', 'gluon_classics.launch', '-n', '2', '-s', '1',
            '--timeout', str(hard_limit - 20), '--', sys.executable, str(script), str(tmp_path),
            kvstore]
     # Own session: on timeout the whole group (launcher, scheduler, server, workers) dies.

@@ -15,6 +15,8 @@ from ..data import load_data
 from ..model_zoo import MODELS, model_for_data, recipe
 from ..utils.devices import loader_ctx, resolve_ctx
 from .checkpoint import load_checkpoint
+from .distributed import (checkpoint_path, connect, default_kvstore, is_distributed,
+                          shard_for_worker, worker_batch_size)
 from .trainer import train_ch5
 
 __all__ = ['fit', 'RECIPES', 'OPTIMIZERS', 'ReduceLROnPlateau', 'make_trainer',
@@ -71,10 +73,10 @@ def make_trainer(net, lr, optimizer='sgd', kvstore=None):
 
     ``kvstore`` None picks 'local' for CPU contexts, 'device' for GPU ones
     (:func:`~gluon_classics.training.distributed.default_kvstore`); a
-    ``'dist_*'`` name joins the parameter server.
+    ``'dist_*'`` name joins the parameter server; a
+    :class:`~gluon_classics.training.distributed.ParallelContext` trains
+    with the KVStore it holds.
     """
-    # imported late: `python -m gluon_classics.training.distributed` runs that module
-    from .distributed import connect, default_kvstore, is_distributed
     if optimizer not in OPTIMIZERS:
         raise ValueError(f'unknown optimizer {optimizer!r}: choose one of {", ".join(OPTIMIZERS)}')
     if not lr > 0:
@@ -82,7 +84,7 @@ def make_trainer(net, lr, optimizer='sgd', kvstore=None):
     params = dict(OPTIMIZERS[optimizer][1], learning_rate=lr)
     if kvstore is None:
         kvstore = default_kvstore(next(iter(net.collect_params().values())).list_ctx())
-    kvstore, update_on_kvstore = connect(kvstore), None
+    kvstore, update_on_kvstore = connect(kvstore).kvstore, None
     if is_distributed(kvstore) and 'async' not in kvstore.type:
         # Workers pull the gradients summed over all of them and update
         # locally; rescaled by the workers' count they are the mean over the
@@ -122,11 +124,14 @@ def fit(model='lenet', variant='d2l', *, dataset='fashion-mnist', epochs=None, l
         improving.
     num_examples : int, optional
         Train on a seeded subset of this many examples (quick runs).
-    kvstore : str, optional
+    kvstore : str or ParallelContext, optional
         'local' (CPUs) or 'device' (GPUs) by default. 'dist_sync',
         'dist_device_sync' or 'dist_async' in processes started by
         ``gluon-classics launch``: each worker trains on its shard with its
         share of ``batch_size``; only rank 0 logs and writes the checkpoint.
+        A process joins a job once: pass the context
+        :func:`~gluon_classics.training.distributed.connect` returned to
+        train in it again.
     checkpoint : str, optional
         Checkpoint path written after every epoch.
     resume : str, optional
@@ -147,10 +152,8 @@ def fit(model='lenet', variant='d2l', *, dataset='fashion-mnist', epochs=None, l
     if epochs < 1 or batch_size < 1:
         raise ValueError(f'epochs and batch size must be at least 1; got {epochs} and {batch_size}')
     ctxs = resolve_ctx(ctx)
-    from .distributed import (checkpoint_path, connect, default_kvstore,  # late: see make_trainer
-                              shard_for_worker, worker_batch_size)
-    kvstore = connect(kvstore or default_kvstore(ctxs))
-    checkpoint = checkpoint_path(kvstore, checkpoint, resume, log)
+    parallel = connect(kvstore, ctxs)
+    checkpoint = checkpoint_path(parallel, checkpoint, resume, log)
     meta = None
     if resume:
         meta = load_checkpoint(resume)  # the seed, before anything is built
@@ -158,15 +161,15 @@ def fit(model='lenet', variant='d2l', *, dataset='fashion-mnist', epochs=None, l
     if seed is not None:
         seed_everything(seed)
 
-    train_iter, test_iter = load_data(dataset, worker_batch_size(batch_size, kvstore),
+    train_iter, test_iter = load_data(dataset, worker_batch_size(batch_size, parallel),
                                       resize=resize, root=data_dir, ctx=loader_ctx(ctxs),
                                       shuffle_seed=seed)
     if num_examples:
         train_iter = train_iter.subset(num_examples, seed=seed or 0)
-    train_iter = shard_for_worker(train_iter, kvstore, seed=seed or 0, log=log)
+    train_iter = shard_for_worker(train_iter, parallel, seed=seed or 0, log=log)
     net = model_for_data(model, train_iter, variant=variant, **(model_kwargs or {}))
     net.initialize(init.Xavier(), ctx=ctxs)
-    trainer = make_trainer(net, lr, optimizer, kvstore)
+    trainer = make_trainer(net, lr, optimizer, parallel)
     callbacks = list(callbacks)
     if optimizer == 'momentum':
         callbacks.append(ReduceLROnPlateau())
@@ -184,7 +187,7 @@ def fit(model='lenet', variant='d2l', *, dataset='fashion-mnist', epochs=None, l
     history = train_ch5(net, train_iter, test_iter, batch_size, trainer, ctxs, epochs,
                         start_epoch=start_epoch, history=history, seed=seed,
                         checkpoint=checkpoint, callbacks=callbacks, progress=progress,
-                        hybridize=hybridize, log=log)
+                        hybridize=hybridize, parallel=parallel, log=log)
     return net, history
 
 

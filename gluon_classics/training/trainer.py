@@ -16,6 +16,7 @@ from mxnet import autograd, gluon, nd
 from ..model_zoo import check_input_shape
 from ..utils.devices import ctx_list, try_gpu
 from .checkpoint import save_checkpoint
+from .distributed import ParallelContext, sum_over_workers
 from .onednn import onednn_objective
 
 __all__ = ['train_ch5', 'evaluate_accuracy', 'predict', 'make_objective', 'TrainingDiverged',
@@ -160,7 +161,7 @@ def _progress_bar(progress, total, epoch):
 
 def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs, *,
               start_epoch=0, history=None, seed=None, checkpoint=None, callbacks=(),
-              progress=None, hybridize=True, log=print):
+              progress=None, hybridize=True, parallel=None, log=print):
     """Train ``net`` with softmax cross-entropy, printing one line per epoch.
 
     The signature and the printout are the d2l chapter's (MXNet)::
@@ -197,6 +198,11 @@ def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs, 
         A tqdm bar within each epoch; default: when stderr is a terminal.
     hybridize : bool, default True
         Compile forward and loss to one static graph; False for debugging.
+    parallel : ParallelContext, optional
+        This worker's place in a parameter-server job (the one ``trainer``
+        sums with; :func:`~gluon_classics.training.distributed.connect`):
+        the epoch's numbers are summed over the workers, and only rank 0 logs
+        and writes the checkpoint. Default: one process.
     log : callable, default print
 
     Returns
@@ -218,14 +224,14 @@ def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs, 
     ctxs = ctx_list(ctx)
     objective = _objective(net, hybridize, ctxs)
     history = list(history or [])
-    from .distributed import is_chief  # imported late: `python -m` runs that module
-    if not is_chief():  # a parameter-server job: rank 0 speaks and writes for all
+    parallel = parallel or ParallelContext()
+    if not parallel.is_chief:  # a parameter-server job: rank 0 speaks and writes for all
         log, checkpoint, progress = (lambda *args, **kwargs: None), None, False
     log('training on', ctxs[0] if len(ctxs) == 1 else ctxs)  # d2l prints the one context
     for epoch in range(start_epoch, num_epochs):
         try:
             record = _epoch(net, objective, train_iter, test_iter, trainer, ctx, epoch, seed,
-                            progress)
+                            progress, parallel)
             if checkpoint:  # first: a printed epoch is a saved epoch
                 save_checkpoint(checkpoint, net, trainer, epoch + 1, history + [record], seed)
             history.append(record)
@@ -239,20 +245,21 @@ def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs, 
     return history
 
 
-def _epoch(net, objective, train_iter, test_iter, trainer, ctx, epoch, seed, progress):
+def _epoch(net, objective, train_iter, test_iter, trainer, ctx, epoch, seed, progress, parallel):
     """Train one epoch and evaluate: the history record of epoch ``epoch + 1``."""
     if seed is not None:
         mx.random.seed(seed + epoch)
         if hasattr(train_iter, 'epoch'):
             train_iter.epoch = epoch
-    train = _train_epoch(net, objective, train_iter, trainer, ctx_list(ctx), epoch + 1, progress)
+    train = _train_epoch(net, objective, train_iter, trainer, ctx_list(ctx), epoch + 1, progress,
+                         parallel)
     test_acc = evaluate_accuracy(test_iter, net, ctx)
     return {'epoch': epoch + 1, 'loss': train['loss'], 'train_acc': train['train_acc'],
             'test_acc': test_acc, 'seconds': time.time() - train['start'],
             'examples_per_sec': train['examples_per_sec']}
 
 
-def _train_epoch(net, objective, train_iter, trainer, ctxs, epoch, progress):
+def _train_epoch(net, objective, train_iter, trainer, ctxs, epoch, progress, parallel):
     start = time.time()
     loss_sum = [nd.zeros((1,), ctx=c) for c in ctxs]
     correct = [nd.zeros((1,), ctx=c) for c in ctxs]
@@ -294,11 +301,10 @@ def _train_epoch(net, objective, train_iter, trainer, ctxs, epoch, progress):
             bar.close()
     if n == 0:
         raise ValueError('train_ch5: the training iterator yielded no examples')
-    from .distributed import sum_over_workers
     running_loss()  # the divergence check, on this worker's batches
     # In a parameter-server job each worker saw its own shard: the epoch is all of them.
     loss, correct, n = sum_over_workers([sum(s.asscalar() for s in loss_sum),
-                                         sum(c.asscalar() for c in correct), n])
+                                         sum(c.asscalar() for c in correct), n], parallel)
     train_seconds = time.time() - start
     return {'loss': loss / n, 'train_acc': correct / n,
             'examples_per_sec': n / train_seconds, 'start': start}
