@@ -108,10 +108,7 @@ def _role_envs(num_workers, num_servers, host, port, base, nodes=None):
     common.update(DMLC_PS_ROOT_URI=host, DMLC_PS_ROOT_PORT=str(port),
                   DMLC_NUM_WORKER=str(num_workers), DMLC_NUM_SERVER=str(num_servers))
     cores = os.cpu_count() or 1
-    # Importing gluon_classics sets OMP_NUM_THREADS to all cores when unset:
-    # that value is no choice of the user's.
-    threads = base.get('OMP_NUM_THREADS')
-    threads = None if threads == str(cores) else threads
+    threads = base.get('OMP_NUM_THREADS')  # the user's: importing gluon_classics leaves it
     envs = [('scheduler', host, dict(common, DMLC_ROLE='scheduler', DMLC_NODE_HOST=host))]
     cluster = 'local' if len(set(nodes)) == 1 and nodes[0] == host else 'ssh'
     for i, role in enumerate(['worker'] * num_workers + ['server'] * num_servers):

@@ -188,12 +188,13 @@ def test_launch_sets_dmlc_tracker_environment(tmp_path):
 
 def test_launch_shares_the_cores_among_workers():
     cores = os.cpu_count() or 1
-    # str(cores) is what importing gluon_classics sets: not the user's choice
-    envs = launcher._role_envs(2, 1, '127.0.0.1', 9000, {'OMP_NUM_THREADS': str(cores)})
+    envs = launcher._role_envs(2, 1, '127.0.0.1', 9000, {})
     threads = {role: env['OMP_NUM_THREADS'] for role, _, env in envs}
     assert threads == {'scheduler': '1', 'server': '1', 'worker': str(max(1, cores // 2))}
-    envs = launcher._role_envs(2, 1, '127.0.0.1', 9000, {'OMP_NUM_THREADS': '7'})
-    assert {env['OMP_NUM_THREADS'] for *_, env in envs} == {'7'}
+    # the user's own setting wins, also one equal to the core count
+    for chosen in ('7', str(cores)):
+        envs = launcher._role_envs(2, 1, '127.0.0.1', 9000, {'OMP_NUM_THREADS': chosen})
+        assert {env['OMP_NUM_THREADS'] for *_, env in envs} == {chosen}
 
 
 def _gone(pid):
