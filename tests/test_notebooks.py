@@ -113,12 +113,17 @@ def test_lenet_runs_and_shows_its_pictures(lenet_nb):
         assert line in shapes
     assert '61,706 parameters' in shapes
     for tag in ('shapes-picture', 'samples', 'curve', 'predictions', 'feature-maps',
-                'activations', 'exercise-summary'):
+                'activations', 'exercise-summary', 'numpy-mode'):
         assert all(_images(c) for c in _tagged(lenet_nb, tag)), f'no picture in the {tag!r} cell'
     assert 'epoch 2, loss' in _text(_tagged(lenet_nb, 'train')[0])
     text = _all_text(lenet_nb)
     assert 'test acc' in _text(_tagged(lenet_nb, 'curve')[0])
     assert 'max-pool' in text and 'kernel 7x7' in text and 'uniform noise' in text
+    # the 2nd edition's train_ch6 in numpy mode: the book's two lines (the live plot is above)
+    book = _text(_tagged(lenet_nb, 'numpy-mode')[0])
+    assert re.search(r'^loss \d\.\d{3}, train acc \d\.\d{3}, test acc \d\.\d{3}$', book, re.M), book
+    assert re.search(r'^\d+\.\d examples/sec on (cpu|gpu)\(0\)$', book, re.M), book
+    assert 'batches are mxnet.numpy.ndarray' in book
 
 
 def test_lenet_mnist_exercise_runs_where_the_files_are(lenet_nb, data_root):

@@ -94,15 +94,15 @@ def read_mnist_folder(spec, root=None, mirrors=None, progress=True):
     return read_idx_pair(paths[0], paths[1]), read_idx_pair(paths[2], paths[3])
 
 
-def _load(spec, batch_size, resize, root, ctx, shuffle_seed, mirrors):
+def _load(spec, batch_size, resize, root, ctx, shuffle_seed, mirrors, label_dtype):
     train, test = read_mnist_folder(spec, root, mirrors)
     common = dict(batch_size=batch_size, resize=resize, ctx=ctx, shuffle_seed=shuffle_seed,
-                  num_classes=10, text_labels=spec['text_labels'])
+                  num_classes=10, text_labels=spec['text_labels'], label_dtype=label_dtype)
     return ArrayLoader(*train, shuffle=True, **common), ArrayLoader(*test, shuffle=False, **common)
 
 
 def load_data_fashion_mnist(batch_size, resize=None, root=None, ctx=None, shuffle_seed=None,
-                            *, mirrors=None):
+                            *, mirrors=None, label_dtype='float32'):
     """Fashion-MNIST as d2l's ``load_data_fashion_mnist`` gives it, only faster.
 
     Parameters
@@ -119,11 +119,14 @@ def load_data_fashion_mnist(batch_size, resize=None, root=None, ctx=None, shuffl
         Seed for the per-epoch shuffle of the training set (see :class:`ArrayLoader`).
     mirrors : sequence of str, optional
         Base URLs to download missing files from; the official mirrors when None.
+    label_dtype : str, default 'float32'
+        dtype of the labels in the batches (see :class:`ArrayLoader`).
 
     Returns
     -------
     train_iter, test_iter : ArrayLoader
-        ``(X, y)`` batches: X float32 in [0, 1], ``(B, 1, H, W)``; y int32.
+        ``(X, y)`` batches: X float32 in [0, 1], ``(B, 1, H, W)``; y float32
+        class indices. ``mx.np.ndarray`` arrays while numpy mode is active.
         The training iterator reshuffles every epoch; the test one does not.
 
     Raises
@@ -131,13 +134,13 @@ def load_data_fashion_mnist(batch_size, resize=None, root=None, ctx=None, shuffl
     DataError
         A file is corrupt or inconsistent, or missing and cannot be downloaded.
     """
-    return _load(FASHION_MNIST, batch_size, resize, root, ctx, shuffle_seed, mirrors)
+    return _load(FASHION_MNIST, batch_size, resize, root, ctx, shuffle_seed, mirrors, label_dtype)
 
 
 def load_data_mnist(batch_size, resize=None, root=None, ctx=None, shuffle_seed=None,
-                    *, mirrors=None):
+                    *, mirrors=None, label_dtype='float32'):
     """MNIST digits, with the interface of :func:`load_data_fashion_mnist`."""
-    return _load(MNIST, batch_size, resize, root, ctx, shuffle_seed, mirrors)
+    return _load(MNIST, batch_size, resize, root, ctx, shuffle_seed, mirrors, label_dtype)
 
 
 def get_fashion_mnist_labels(labels):

@@ -60,8 +60,10 @@ class ArrayLoader:
     """Re-iterable ``(X, y)`` batches over uint8 images, on one context.
 
     ``X`` is float32 in [0, 1] of shape ``(B, C, H, W)`` (after ``resize``),
-    ``y`` int32 of shape ``(B,)``, both on ``ctx``. The last batch may be
-    smaller. Each ``iter()`` starts a new epoch and increments :attr:`epoch`.
+    ``y`` float32 class indices of shape ``(B,)`` (``label_dtype``), both on
+    ``ctx``: legacy NDArrays, or ``mx.np.ndarray`` arrays while numpy mode
+    (``npx.set_np()``) is active. The last batch may be smaller. Each
+    ``iter()`` starts a new epoch and increments :attr:`epoch`.
 
     Parameters
     ----------
@@ -84,6 +86,11 @@ class ArrayLoader:
         Number of classes; ``labels.max() + 1`` when None.
     text_labels : list of str, optional
         Class names, indexed by label.
+    label_dtype : str, default 'float32'
+        dtype of the batches' labels. float32 is what MXNet's own iterators
+        (``mx.io.MNISTIter``, ``NDArrayIter``) give and what ``argmax`` returns,
+        so ``y_hat.argmax(axis=1) == y`` works without a cast, as the Gluon
+        article writes it; ``'int32'`` gives what Gluon's datasets hold.
 
     Attributes
     ----------
@@ -94,7 +101,7 @@ class ArrayLoader:
     """
 
     def __init__(self, images, labels, batch_size, shuffle=False, resize=None, ctx=None,
-                 shuffle_seed=None, num_classes=None, text_labels=None):
+                 shuffle_seed=None, num_classes=None, text_labels=None, label_dtype='float32'):
         images, labels = np.asarray(images), np.asarray(labels)
         if images.dtype != np.uint8 or images.ndim != 4:
             raise ValueError(f'images must be uint8 (N, C, H, W), got {images.dtype} '
@@ -108,6 +115,7 @@ class ArrayLoader:
                              'with gluon.utils.split_and_load')
         self.images = images
         self.labels = labels.astype(np.int32, copy=False)
+        self.label_dtype = np.dtype(label_dtype).name
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.resize = _resize_hw(resize)
@@ -140,7 +148,7 @@ class ArrayLoader:
     def _arrays(self):
         if self._on_ctx is None:
             self._on_ctx = (mx.nd.array(self.images, ctx=self.ctx, dtype=np.uint8),
-                            mx.nd.array(self.labels, ctx=self.ctx, dtype=np.int32))
+                            mx.nd.array(self.labels, ctx=self.ctx, dtype=self.label_dtype))
         return self._on_ctx
 
     def _batch(self, X):
@@ -155,6 +163,8 @@ class ArrayLoader:
         epoch, self.epoch = self.epoch, self.epoch + 1
         order = epoch_permutation(self.num_examples, self.shuffle_seed, epoch) \
             if self.shuffle else None
+        if mx.util.is_np_array():  # numpy mode: the same batches, as mx.np views
+            return ((X.as_np_ndarray(), y.as_np_ndarray()) for X, y in self._batches(order))
         return self._batches(order)
 
     def _batches(self, order):
@@ -172,7 +182,8 @@ class ArrayLoader:
 
     def _like(self, images, labels):
         return ArrayLoader(images, labels, self.batch_size, self.shuffle, self.resize, self.ctx,
-                           self.shuffle_seed, self.num_classes, self.text_labels)
+                           self.shuffle_seed, self.num_classes, self.text_labels,
+                           self.label_dtype)
 
     def subset(self, n, seed=0):
         """A loader over ``n`` examples: the first ``n`` of a seeded permutation.

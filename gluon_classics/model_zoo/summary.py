@@ -59,7 +59,10 @@ def _param_shapes(block):
 
 
 def _infer(block, shape):
-    out = block(mx.sym.var('data'))
+    data = mx.sym.var('data')
+    if mx.util.is_np_array():  # numpy mode: Gluon layers take only numpy symbols
+        data = data.as_np_ndarray()
+    out = block(data)
     with contextlib.redirect_stdout(io.StringIO()):  # MXNet prints its own dump on failure
         arg_shapes, out_shapes, _ = out.infer_shape(data=shape, **_param_shapes(block))
     if arg_shapes is None or out_shapes is None or any(d == 0 for d in out_shapes[0]):
@@ -98,7 +101,8 @@ def layer_shapes(net, input_shape, ctx=None):
             if isinstance(layer, HybridBlock):
                 _, shape = _infer(layer, shape)
             else:
-                shape = layer(mx.nd.zeros(shape, ctx=ctx or mx.cpu())).shape
+                zeros = mx.np.zeros if mx.util.is_np_array() else mx.nd.zeros
+                shape = layer(zeros(shape, ctx=ctx or mx.cpu())).shape
         except mx.base.MXNetError:
             raise ValueError(f'input shape {_as_shape(input_shape)} does not fit this network: '
                              f'{name} cannot take {shape}{_expected(net)}') from None

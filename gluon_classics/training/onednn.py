@@ -82,6 +82,14 @@ class _OneDNNObjective(gluon.HybridBlock):
                     setattr(self, f'{kind}{i}', param)
 
     def hybrid_forward(self, F, x, y, **params):
+        if not mx.util.is_np_array():
+            return self._graph(F, x, y, params)
+        # numpy mode: the same legacy graph on legacy views of the arrays (no copies)
+        legacy = {name: p.as_nd_ndarray() for name, p in params.items()}
+        outs = self._graph(F, x.as_nd_ndarray(), y.as_nd_ndarray(), legacy)
+        return tuple(out.as_np_ndarray() for out in outs)
+
+    def _graph(self, F, x, y, params):
         h, channels, zero_maps = x, None, 0  # zero_maps: padding maps after the real ones
         for i, layer in enumerate(leaves(self.net)):
             weight, bias = params.get(f'weight{i}'), params.get(f'bias{i}')

@@ -12,6 +12,7 @@ import time
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon, nd
+from mxnet.gluon import nn
 
 from ..model_zoo import check_input_shape
 from ..utils.devices import ctx_list, try_gpu
@@ -35,7 +36,33 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.epoch, self.history = epoch, history
 
 
+def _in_mode(x):
+    """``x`` as the current mode's array (numpy mode or legacy): a view, no copy."""
+    is_np = isinstance(x, mx.np.ndarray)
+    if is_np != mx.util.is_np_array():
+        return x.as_nd_ndarray() if is_np else x.as_np_ndarray()
+    return x
+
+
+def _legacy(x):
+    """The legacy view of a numpy-mode array, where the sums are kept."""
+    return x.as_nd_ndarray() if isinstance(x, mx.np.ndarray) else x
+
+
+def _count_correct(y_hat, y):
+    """Correct predictions, as a legacy float32 NDArray, for every label dtype and mode."""
+    return (_legacy(y_hat).argmax(axis=1) == _legacy(y).astype('float32')).sum()
+
+
+def _net_ctx(net):
+    """Where ``net``'s parameters live, as d2l's ``evaluate_accuracy_gpu`` finds it."""
+    params = list(net.collect_params().values())
+    ctxs = params[0].list_ctx() if params else [mx.cpu()]
+    return ctxs[0] if len(ctxs) == 1 else ctxs
+
+
 def _split(batch, ctxs):
+    batch = _in_mode(batch)
     if len(ctxs) == 1:
         return [batch.as_in_context(ctxs[0])]
     return gluon.utils.split_and_load(batch, ctxs, even_split=False)
@@ -52,22 +79,26 @@ class _Objective(gluon.HybridBlock):
     def hybrid_forward(self, F, X, y):
         y_hat = self.net(X)
         y = y.astype('float32')
+        if mx.util.is_np_array():  # the same graph: argmax gives int64 there, == gives bool
+            hits = y_hat.argmax(axis=1).astype('float32') == y
+            return self.loss(y_hat, y).sum(), hits.astype('float32').sum()
         return F.sum(self.loss(y_hat, y)), F.sum(F.argmax(y_hat, axis=1) == y)
 
 
 def _objective(net, hybridize, ctxs):
     """The training graph, built at the first batch (deferred shapes are known then)."""
-    built = []
+    built = {}  # per mode: a graph traced in numpy mode takes only mx.np arrays
 
     def objective(X, y):
-        if not built:
+        mode = mx.util.is_np_array()
+        if mode not in built:
             if any(p._deferred_init for p in net.collect_params().values()):
                 # train mode: in predict mode oneDNN would reorder the weights in
                 # place to its own layout, which KVStores cannot read
                 with autograd.pause(train_mode=True):
                     net(X)
-            built.append(make_objective(net, ctxs, hybridize))
-        return built[0](X, y)
+            built[mode] = make_objective(net, ctxs, hybridize)
+        return built[mode](X, y)
     return objective
 
 
@@ -78,12 +109,18 @@ def make_objective(net, ctxs, hybridize=True):
     LeNet, the oneDNN-shaped graph of :mod:`.onednn`. Deferred shapes must be
     known (run one forward pass first). Call it under ``autograd.record()``.
     """
+    if isinstance(net, nn.Sequential) and all(isinstance(b, gluon.HybridBlock)
+                                              for b in net._children.values()):
+        # the books' nn.Sequential LeNet: the same layers and Parameters in a graph
+        view = nn.HybridSequential(prefix=net.prefix)
+        view.add(*net._children.values())
+        net = view
     if not isinstance(net, gluon.HybridBlock):
         loss = gluon.loss.SoftmaxCrossEntropyLoss()
 
-        def imperative(X, y):  # plain Blocks (nn.Sequential) cannot sit in a graph
-            y_hat, y = net(X), y.astype('float32')
-            return loss(y_hat, y).sum(), (y_hat.argmax(axis=1) == y).sum()
+        def imperative(X, y):  # plain Blocks cannot sit in a graph
+            y_hat = net(X)
+            return _legacy(loss(y_hat, y.astype('float32')).sum()), _count_correct(y_hat, y)
         return imperative
     if hybridize:
         fast = onednn_objective(net, ctxs)
@@ -110,14 +147,17 @@ def evaluate_accuracy(data_iter, net, ctx=None):
     net : Block
     ctx : Context or list of Context, optional
         Where to evaluate; a list splits each batch across the contexts.
-        Default :func:`~gluon_classics.try_gpu`.
+        Default: where the net's parameters are, as in d2l.
+
+    Labels may be of any integer or float dtype, legacy NDArrays or, in
+    numpy mode, ``mx.np`` arrays.
     """
-    ctxs = ctx_list(ctx or try_gpu())
+    ctxs = ctx_list(ctx or _net_ctx(net))
     correct = [nd.zeros((1,), ctx=c) for c in ctxs]
     n = 0
     for X, y in data_iter:
         for i, (Xs, ys) in enumerate(zip(_split(X, ctxs), _split(y, ctxs))):
-            correct[i] += (net(Xs).argmax(axis=1) == ys.astype('float32')).sum()
+            correct[i] += _count_correct(net(Xs), ys)
         n += y.shape[0]
     if n == 0:
         raise ValueError('evaluate_accuracy: the data iterator yielded no examples')
@@ -287,8 +327,8 @@ def _train_epoch(net, objective, train_iter, trainer, ctxs, epoch, progress, par
                 l.backward()
             trainer.step(X.shape[0])
             for k, (l, c) in enumerate(outs):
-                loss_sum[k] += l
-                correct[k] += c
+                loss_sum[k] += _legacy(l)
+                correct[k] += _legacy(c)
             n += X.shape[0]
             if (i + 1) % check_every == 0:
                 value = running_loss()

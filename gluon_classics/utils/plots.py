@@ -66,7 +66,7 @@ def show_images(imgs, num_rows, num_cols, titles=None, scale=1.5, path=None):
     return axes
 
 
-def plot_history(history, path=None, title=None):
+def plot_history(history, path=None, title=None, ax=None):
     """Train loss, train accuracy and test accuracy by epoch, as d2l's Animator draws them.
 
     Parameters
@@ -76,14 +76,18 @@ def plot_history(history, path=None, title=None):
     path : str, optional
         Also save the figure to this file.
     title : str, optional
+    ax : matplotlib.axes.Axes, optional
+        Draw here (cleared first) instead of on a new figure.
 
     Returns
     -------
     matplotlib.axes.Axes
     """
-    plt = _pyplot()
     epochs = [r['epoch'] for r in history]
-    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    if ax is None:
+        _, ax = _pyplot().subplots(figsize=(4.5, 3.2))
+    else:
+        ax.cla()
     for key, style, label in (('loss', '-', 'train loss'), ('train_acc', 'm--', 'train acc'),
                               ('test_acc', 'g-.', 'test acc')):
         ax.plot(epochs, [r[key] for r in history], style, label=label, marker='o', markersize=3)
@@ -94,5 +98,5 @@ def plot_history(history, path=None, title=None):
     if title:
         ax.set_title(title)
     if path:
-        fig.savefig(path, bbox_inches='tight', dpi=120)
+        ax.figure.savefig(path, bbox_inches='tight', dpi=120)
     return ax
