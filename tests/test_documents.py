@@ -145,7 +145,7 @@ def test_d2l2_lenet_section_in_numpy_mode(trainer, data_root, tmp_path):
         assert lines[len(shapes):] == [first, second]
 
 
-PARITY = '''
+PARITY = """
 import io, json
 from contextlib import redirect_stdout
 import mxnet as mx
@@ -154,43 +154,59 @@ from mxnet.gluon import nn
 from d2l import mxnet as d2l
 import gluon_classics as gc
 npx.set_np()
-net = nn.Sequential()
-net.add(nn.Conv2D(channels=6, kernel_size=5, padding=2, activation='sigmoid'),
-        nn.AvgPool2D(pool_size=2, strides=2),
-        nn.Conv2D(channels=16, kernel_size=5, activation='sigmoid'),
-        nn.AvgPool2D(pool_size=2, strides=2),
-        nn.Dense(120, activation='sigmoid'), nn.Dense(84, activation='sigmoid'), nn.Dense(10))
-out = {}
-for name, train_ch6 in (('book', lambda *a: d2l.train_ch6(*a, mx.cpu())), ('ours', gc.train_ch6)):
+
+def book_lenet(act):  # the book's LeNet; 'relu' is its exercise, which learns in a few steps
+    net = nn.Sequential()
+    net.add(nn.Conv2D(channels=6, kernel_size=5, padding=2, activation=act),
+            nn.AvgPool2D(pool_size=2, strides=2),
+            nn.Conv2D(channels=16, kernel_size=5, activation=act),
+            nn.AvgPool2D(pool_size=2, strides=2),
+            nn.Dense(120, activation=act), nn.Dense(84, activation=act), nn.Dense(10))
+    return net
+
+def loaders():
     train_iter, test_iter = gc.load_data_fashion_mnist(256, ctx=mx.cpu(), shuffle_seed=0)
-    train_iter, test_iter = train_iter.subset(2000), test_iter.subset(500)
+    return train_iter.subset(2000), test_iter.subset(500)
+
+def run(train_ch6, net, num_epochs, lr):
+    train_iter, test_iter = loaders()
     mx.random.seed(1)
     printed = io.StringIO()
     with redirect_stdout(printed):
-        train_ch6(net, train_iter, test_iter, 3, 0.9)
-    out[name] = dict(
-        printed=printed.getvalue().split('\\x1b[2K')[-1].strip().splitlines(),
-        params=[p.data().asnumpy().tolist() for p in net.collect_params().values()],
-        book_eval=d2l.evaluate_accuracy_gpu(net, test_iter),
-        our_eval=gc.evaluate_accuracy_gpu(net, test_iter),
-        our_eval_ch5=gc.evaluate_accuracy(test_iter, net))
+        train_ch6(net, train_iter, test_iter, num_epochs, lr)
+    return printed.getvalue().split('\x1b[2K')[-1].strip().splitlines(), test_iter
+
+out = {}
+net = book_lenet('sigmoid')
+for name, train_ch6 in (('book', lambda *a: d2l.train_ch6(*a, mx.cpu())), ('ours', gc.train_ch6)):
+    printed, _ = run(train_ch6, net, 3, 0.9)
+    out[name] = dict(printed=printed,
+                     params=[p.data().asnumpy().tolist() for p in net.collect_params().values()])
+net = book_lenet('relu')
+_, test_iter = run(gc.train_ch6, net, 2, 0.2)
+out['eval'] = [d2l.evaluate_accuracy_gpu(net, test_iter), gc.evaluate_accuracy_gpu(net, test_iter),
+               gc.evaluate_accuracy(test_iter, net)]
 print(json.dumps(out))
-'''
+"""
 
 
 def test_train_ch6_and_evaluate_accuracy_gpu_match_d2l(data_root, tmp_path):
-    """The real d2l.mxnet and ours, on the same net, batches and seed, in numpy mode."""
+    """The real d2l.mxnet and ours, on the same net, batches and seed, in numpy mode.
+
+    Training is compared where it is smooth (sigmoid, still near chance after 24 steps): once
+    ReLU units start to die or revive, float rounding decides which, and runs drift apart.
+    """
     out, _ = run_python(PARITY, data_root, tmp_path)
     runs = json.loads(out.splitlines()[-1])
-    for run in runs.values():  # evaluation: exactly the same count
-        assert run['book_eval'] == run['our_eval'] == run['our_eval_ch5']
     book, ours = (BOOK_LINE1.match(runs[k]['printed'][0]).groups() for k in ('book', 'ours'))
     for a, b in zip(book, ours):  # training: the same function, up to float rounding
         assert float(a) == pytest.approx(float(b), abs=2e-3)
     for a, b in zip(runs['book']['params'], runs['ours']['params']):
         a, b = np.array(a), np.array(b)
-        assert np.abs(a - b).max() <= 1e-3 * np.abs(a).max() + 1e-5
+        assert np.abs(a - b).max() <= 1e-4 * np.abs(a).max()
     assert BOOK_LINE2.match(runs['ours']['printed'][1])
+    book_eval, our_eval, ch5_eval = runs['eval']  # a net that learned: exactly the same count
+    assert book_eval == our_eval == ch5_eval > 0.3
 
 
 NUMPY_MODE = '''

@@ -271,8 +271,8 @@ def test_cli_ctrl_c_saves_and_says_how_to_resume(fashion_mnist_dir, tmp_path):
 def test_evaluate_accuracy_matches_d2l_evaluate_accuracy_gpu(fashion_mnist_dir, tmp_path):
     """Parity with the book's ``evaluate_accuracy_gpu`` (MXNet edition, numpy mode).
 
-    d2l 1.0.3 ships no MXNet ``evaluate_accuracy_gpu``; benchmarks/d2l_reference.py
-    holds the book's copy. It runs in its own process: numpy mode is process-wide.
+    The real one: d2l 1.0.3 ships ``d2l/mxnet.py`` (``from d2l import mxnet as d2l``).
+    It runs in its own process: numpy mode is process-wide.
     """
     net, _ = fit('lenet', epochs=1, num_examples=3000, seed=0, data_dir=fashion_mnist_dir,
                  ctx=mx.cpu(), lr=0.1, model_kwargs={'activation': 'relu'}, log=lambda *a: None)
@@ -282,12 +282,9 @@ def test_evaluate_accuracy_matches_d2l_evaluate_accuracy_gpu(fashion_mnist_dir, 
     assert 0.2 < ours < 0.95  # a partly trained net: the comparison means something
     net.save_parameters(str(tmp_path / 'net.params'))
     np.savez(tmp_path / 'batch.npz', images=loader.images, labels=loader.labels)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     script = f'''
-import sys
-sys.path.insert(0, {os.path.join(root, 'benchmarks')!r})
 import numpy as onp
-import d2l_reference as ref
+from d2l import mxnet as d2l
 from gluon_classics import lenet, mx
 from mxnet import np, npx
 npx.set_np()
@@ -296,7 +293,7 @@ net.load_parameters({str(tmp_path / 'net.params')!r})
 data = onp.load({str(tmp_path / 'batch.npz')!r})
 X, y = data['images'].astype('float32') / 255, data['labels']
 batches = [(np.array(X[i:i + 256]), np.array(y[i:i + 256])) for i in range(0, len(y), 256)]
-print(ref.evaluate_accuracy_gpu(net, batches, mx.cpu()))
+print(d2l.evaluate_accuracy_gpu(net, batches, mx.cpu()))
 '''
     run = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
                          timeout=120, cwd=tmp_path)
