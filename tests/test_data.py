@@ -307,7 +307,7 @@ def test_batches_len_and_last_partial_batch():
     assert [X.shape[0] for X, _ in batches] == [16, 16, 16, 2]
     X, y = batches[0]
     assert X.dtype == np.float32 and X.shape == (16, 1, 28, 28) and X.context == CPU
-    assert y.dtype == np.int32 and y.shape == (16,)
+    assert y.dtype == np.float32 and y.shape == (16,)  # as mx.io iterators give labels
     assert 0 <= X.min().asscalar() and X.max().asscalar() <= 1
     seen = np.concatenate([indices_of(X) for X, _ in batches])
     assert sorted(seen) == list(range(50))  # every example exactly once
@@ -543,7 +543,7 @@ def test_real_fashion_mnist(real_fashion_mnist):
     np.testing.assert_array_equal(np.bincount(test_iter.labels), [1000] * 10)
     sizes, lo, hi = [], 1.0, 0.0
     for X, y in test_iter:
-        assert X.dtype == np.float32 and X.shape[1:] == (1, 28, 28) and y.dtype == np.int32
+        assert X.dtype == np.float32 and X.shape[1:] == (1, 28, 28) and y.dtype == np.float32
         sizes.append(X.shape[0])
         lo, hi = min(lo, X.min().asscalar()), max(hi, X.max().asscalar())
     assert sum(sizes) == 10000 and sizes[-1] == 10000 - 39 * 256
