@@ -82,13 +82,16 @@ import numpy as onp
 from gluon_classics.data import FASHION_MNIST, read_mnist_folder
 _, (images, labels) = read_mnist_folder(FASHION_MNIST, progress=False)
 X = nd.array(images.astype('float32') / 255, ctx=ctx)
-pred = onp.concatenate([net(X[i:i + 2000]).argmax(axis=1).asnumpy() for i in range(0, len(X), 2000)])
+pred = onp.concatenate([net(X[i:i + 2000]).argmax(axis=1).asnumpy()
+                       for i in range(0, len(X), 2000)])
 print('independent test acc', (pred == labels).mean(), 'train examples', train_iter.num_examples)
 '''
     out, _ = run_listing('article_lenet.py', data_root, tmp_path, after=after,
                          replace=[('batch_size, trainer, ctx, 5)', 'batch_size, trainer, ctx, 1)')])
-    assert [_squeeze(l) for l in out.splitlines()[:7]] == [_squeeze(l) for l in ARTICLE_LENET_SHAPES]
-    (epoch,) = _lines(out, r'^epoch 1, loss (\S+), train acc (\S+), test acc (\S+), time (\S+) sec$')
+    assert [_squeeze(l) for l in out.splitlines()[:7]] == \
+        [_squeeze(l) for l in ARTICLE_LENET_SHAPES]
+    (epoch,) = _lines(out, r'^epoch 1, loss (\S+), train acc (\S+), test acc (\S+), '
+                           r'time (\S+) sec$')
     loss, train_acc, test_acc = (float(v) for v in epoch.groups()[:3])
     assert math.isfinite(loss) and 0 < loss < 3 and 0 <= train_acc <= 1
     (check,) = _lines(out, r'^independent test acc (\S+) train examples (\d+)$')
@@ -245,7 +248,9 @@ def grads(objective, net, X, y):  # grad_req 'write': each backward replaces the
 
 out['onednn'] = {}
 rng = onp.random.default_rng(0)
-for case, kwargs in {'d2l': {}, 'gluon': {'variant': 'gluon'}, 'relu+max': {'activation': 'relu', 'pool': 'max'}}.items():
+cases = {'d2l': {}, 'gluon': {'variant': 'gluon'},
+         'relu+max': {'activation': 'relu', 'pool': 'max'}}
+for case, kwargs in cases.items():
     net = gc.lenet(**kwargs)
     net.initialize(init.Xavier())
     Xc = np.array(rng.random((32, 1, 28, 28)), dtype='float32')
@@ -255,7 +260,8 @@ for case, kwargs in {'d2l': {}, 'gluon': {'variant': 'gluon'}, 'relu+max': {'act
     la, ca, ga = grads(_Objective(net), net, Xc, yc)
     lb, cb, gb = grads(fast, net, Xc, yc)
     out['onednn'][case] = dict(kind=type(fast).__name__, loss=[la, lb], count=[ca, cb],
-                               grad=max(float(abs(a - b).max() / (abs(a).max() + 1e-12)) for a, b in zip(ga, gb)))
+                               grad=max(float(abs(a - b).max() / (abs(a).max() + 1e-12))
+                                        for a, b in zip(ga, gb)))
 
 def train_two_epochs(net):
     trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.1})
@@ -298,7 +304,8 @@ def test_numpy_mode_loaders_models_shapes_and_training(data_root, tmp_path):
     assert res['alexnet_out'] == ['ndarray']
     for case, r in res['onednn'].items():  # the fast graph in numpy mode: the same function
         assert r['kind'] == '_OneDNNObjective', case
-        assert r['loss'][1] == pytest.approx(r['loss'][0], rel=1e-5) and r['count'][0] == r['count'][1]
+        assert r['loss'][1] == pytest.approx(r['loss'][0], rel=1e-5)
+        assert r['count'][0] == r['count'][1]
         assert r['grad'] < 1e-4, case
     np_hist, legacy_hist = res['np_history'], res['legacy_history']
     assert len(np_hist) == 2 and all(math.isfinite(r['loss']) for r in np_hist)

@@ -121,7 +121,8 @@ def test_lenet_runs_and_shows_its_pictures(lenet_nb):
     assert 'max-pool' in text and 'kernel 7x7' in text and 'uniform noise' in text
     # the 2nd edition's train_ch6 in numpy mode: the book's two lines (the live plot is above)
     book = _text(_tagged(lenet_nb, 'numpy-mode')[0])
-    assert re.search(r'^loss \d\.\d{3}, train acc \d\.\d{3}, test acc \d\.\d{3}$', book, re.M), book
+    assert re.search(r'^loss \d\.\d{3}, train acc \d\.\d{3}, test acc \d\.\d{3}$', book,
+                     re.M), book
     assert re.search(r'^\d+\.\d examples/sec on (cpu|gpu)\(0\)$', book, re.M), book
     assert 'batches are mxnet.numpy.ndarray' in book
 
