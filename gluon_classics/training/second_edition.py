@@ -5,7 +5,7 @@ The current MXNet book (d2l 1.0, numpy mode) trains LeNet with
 re-initialization, plain SGD, a live plot, and two printed lines at the end::
 
     loss 0.469, train acc 0.823, test acc 0.779
-    55823.0 examples/sec on cpu(0)
+    NNNN.N examples/sec on cpu(0)
 
 These are the same functions in signature, behaviour and printout, running on
 the fast path of :func:`~gluon_classics.train_ch5`, in numpy mode or not.
