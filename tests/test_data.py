@@ -200,6 +200,7 @@ def test_first_mirror_fails_second_serves_over_http(tmp_path, served, http_mirro
     _, sha1, (_, test) = served
     monkeypatch.setitem(FASHION_MNIST, 'sha1', sha1)
     root = tmp_path / 'cache'
+    root.mkdir()  # a given folder is never created: a typo must not become an empty folder
     _, test_iter = load_data_fashion_mnist(
         8, root=str(root), ctx=CPU, mirrors=[http_mirror + 'missing/', http_mirror])
     assert sorted(os.listdir(root)) == sorted(sha1)  # exactly the files, no temporaries
@@ -208,17 +209,47 @@ def test_first_mirror_fails_second_serves_over_http(tmp_path, served, http_mirro
     assert 'downloading train-images-idx3-ubyte.gz' in capsys.readouterr().err
 
 
-def test_file_mirrors_and_only_missing_files_are_fetched(tmp_path, served):
+def test_file_mirrors_fetch_into_an_empty_folder(tmp_path, served):
     mirror, sha1, _ = served
     root = tmp_path / 'cache'
     root.mkdir()
-    # a local file is used as it is, whatever its checksum
-    local = write(root / 'train-images-idx3-ubyte', b'local copy', gz=False)
     paths = ensure_files(str(root), sha1, [file_url(tmp_path / 'nope'), file_url(mirror)],
                          progress=False)
-    assert paths['train-images-idx3-ubyte.gz'] == local
-    assert open(local, 'rb').read() == b'local copy'
-    assert sorted(os.listdir(root)) == sorted(['train-images-idx3-ubyte'] + list(sha1)[1:])
+    assert sorted(os.listdir(root)) == sorted(sha1)
+    assert all(sha1_of(paths[name]) == digest for name, digest in sha1.items())
+
+
+def test_a_partial_folder_names_the_missing_files_and_downloads_nothing(tmp_path, served):
+    mirror, sha1, _ = served
+    root = tmp_path / 'data'
+    root.mkdir()
+    # another copy of the data set: an official file must not be paired with it
+    write(root / 'train-images-idx3-ubyte', b'local copy', gz=False)
+    with pytest.raises(DataError) as err:
+        ensure_files(str(root), sha1, [file_url(mirror)], progress=False)
+    msg = str(err.value)
+    assert '\n' not in msg and all(name in msg for name in list(sha1)[1:]), msg
+    assert 'train-images' not in msg.split('not ')[1].split(':')[0]
+    assert os.listdir(root) == ['train-images-idx3-ubyte']
+
+
+def test_a_missing_data_folder_is_not_created(tmp_path, served):
+    mirror, sha1, _ = served
+    root = tmp_path / 'typo'
+    with pytest.raises(DataError, match='typo does not exist'):
+        load_data_fashion_mnist(8, root=str(root), ctx=CPU, mirrors=[file_url(mirror)])
+    assert not root.exists()
+
+
+def test_root_and_env_take_the_files_folder_or_its_parent(tmp_path, monkeypatch):
+    _, test = make_mnist_folder(tmp_path / 'data' / 'fashion-mnist', n_train=30)
+    for root in (tmp_path / 'data', tmp_path / 'data' / 'fashion-mnist'):
+        _, test_iter = load_data_fashion_mnist(8, root=str(root), ctx=CPU, mirrors=[])
+        np.testing.assert_array_equal(test_iter.images[:, 0], test[0])
+        monkeypatch.setenv('GLUON_CLASSICS_DATA', str(root))
+        _, test_iter = load_data_fashion_mnist(8, ctx=CPU, mirrors=[])
+        np.testing.assert_array_equal(test_iter.images[:, 0], test[0])
+    assert not (tmp_path / 'data' / 'fashion-mnist' / 'fashion-mnist').exists()
 
 
 def test_checksum_mismatch_leaves_no_file(tmp_path, served):
@@ -269,6 +300,7 @@ def test_interrupted_download_leaves_no_half_file(tmp_path, served, monkeypatch,
 
 def test_no_network_is_one_line_naming_folder_and_files(tmp_path):
     root = tmp_path / 'empty'
+    root.mkdir()
     with pytest.raises(DataError) as err:
         load_data_fashion_mnist(8, root=str(root), ctx=CPU,
                                 mirrors=[file_url(tmp_path / 'a'), file_url(tmp_path / 'b')])

@@ -1,35 +1,25 @@
 """The chapter notebooks run top to bottom, at a small size, and show what they promise.
 
-Each notebook is executed once per session with nbclient (kernel ``python3``,
-working directory a temporary folder), with small parameters injected in a
-cell right after its ``parameters`` cell, papermill style. Any error in any
+Each notebook is executed once per session by ``notebooks/run.py`` (nbclient,
+kernel ``python3``, working directory a temporary folder), with its small
+parameters injected in a cell right after its ``parameters`` cell, papermill
+style. Any error in any
 cell fails the test. Fashion-MNIST comes from ``$GLUON_CLASSICS_DATA``: without
 it the tests fail (CI must not silently skip them).
 """
 import re
-import time
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from conftest import FILES
 from gluon_classics.utils.devices import num_gpus
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / 'notebooks'
-KERNEL = 'python3'
-CELL_TIMEOUT = 300  # seconds per cell; the slowest cell takes well under a minute here
-
-# Small enough for CI on two CPU cores, large enough that every section runs.
-SMALL = {
-    'lenet.ipynb': dict(NUM_EPOCHS=2, NUM_TRAIN_EXAMPLES=3000, NUM_TEST_EXAMPLES=1000,
-                        EXERCISE_EPOCHS=1),
-    # 67x67 is the smallest input AlexNet takes (the notebook computes it with
-    # layer_shapes); two batches of 128 are enough to exercise the loop.
-    'alexnet.ipynb': dict(NUM_EPOCHS=1, NUM_TRAIN_EXAMPLES=256, NUM_TEST_EXAMPLES=256,
-                          RESIZE=67),
-}
+sys.path.insert(0, str(NOTEBOOKS))
+from run import KERNEL, SMALL, execute  # noqa: E402  (notebooks/run.py)
 
 
 def _read(name):
@@ -42,26 +32,9 @@ def _tagged(nb, tag):
     return cells
 
 
-def inject_parameters(nb, params):
-    """Insert a cell setting ``params`` right after the cell tagged ``parameters``."""
-    index = next((i for i, c in enumerate(nb.cells)
-                  if 'parameters' in c.metadata.get('tags', [])), None)
-    assert index is not None, 'the notebook has no cell tagged "parameters"'
-    cell = nbformat.v4.new_code_cell('\n'.join(f'{k} = {v!r}' for k, v in params.items()))
-    cell.metadata['tags'] = ['injected-parameters']
-    nb.cells.insert(index + 1, cell)
-    return nb
-
-
 def _execute(name, tmp_path_factory, data_root):
-    nb = inject_parameters(_read(name), dict(SMALL[name], DATA_DIR=data_root))
     cwd = tmp_path_factory.mktemp(name.replace('.', '_'))
-    client = NotebookClient(nb, kernel_name=KERNEL, timeout=CELL_TIMEOUT, allow_errors=False,
-                            resources={'metadata': {'path': str(cwd)}})
-    start = time.time()
-    client.execute()  # raises CellExecutionError, naming the cell, on any error
-    nb.metadata['execution_seconds'] = time.time() - start
-    return nb
+    return execute(name, dict(SMALL[name], DATA_DIR=data_root), str(cwd))
 
 
 @pytest.fixture(scope='module')

@@ -233,7 +233,7 @@ def test_cli_train_evaluate_predict(fashion_mnist_dir, tmp_path):
 
 @pytest.mark.parametrize('args,message', [
     (['train', 'lenet', '--variant', 'lenet7'], "unknown LeNet variant 'lenet7'"),
-    (['train', 'lenet', '--lr', '-1', '--epochs', '1'], 'learning rate must be positive'),
+    (['train', 'lenet', '--lr', '-1', '--epochs', '1'], 'learning rate must be a positive number'),
     (['train', 'lenet', '--resume', 'nowhere.ckpt'], 'checkpoint nowhere.ckpt does not exist'),
     (['train', 'lenet', '--data-dir', 'empty'], 'empty'),
     (['evaluate', 'lenet', '--params', 'missing.params'], 'missing.params does not exist'),

@@ -149,11 +149,13 @@ def download(filename, folder, mirrors, sha1=None, progress=True, timeout=30):
     raise DownloadError(f'could not download {filename}: ' + '; '.join(errors or ['no mirrors']))
 
 
-def ensure_files(folder, files, mirrors, progress=True):
-    """Make sure every file is in ``folder``, downloading the missing ones.
+def ensure_files(folder, files, mirrors, progress=True, create=False):
+    """Make sure every file is in ``folder``, downloading them when none is there.
 
     Files already there (``name.gz`` or the decompressed ``name``) are used as
-    they are: only what is downloaded is checked against its SHA-1.
+    they are: only what is downloaded is checked against its SHA-1. A folder
+    holding some of the files but not all is an error naming the missing ones:
+    official downloads must not mix with another copy of the data set.
 
     Parameters
     ----------
@@ -165,21 +167,31 @@ def ensure_files(folder, files, mirrors, progress=True):
         Base URLs, tried in order.
     progress : bool, default True
         Report download progress on stderr.
+    create : bool, default False
+        Create ``folder`` to download into; otherwise it must exist (a
+        mistyped folder is an error, not a new empty folder).
 
     Returns
     -------
     dict
         ``{'name.gz': path}`` of the files as found or downloaded.
     """
-    paths = {}
-    for name, sha1 in files.items():
-        path = find_file(folder, name[:-3] if name.endswith('.gz') else name)
-        if path is None:
-            try:
-                path = download(name, folder, mirrors, sha1, progress)
-            except (DownloadError, OSError) as err:  # OSError: folder not writable
-                raise DownloadError(
-                    f'{err}; put {", ".join(files)} (gzipped or not) in {folder}, '
-                    f'or pass root=FOLDER') from None
-        paths[name] = path
+    names = {name: name[:-3] if name.endswith('.gz') else name for name in files}
+    paths = {name: find_file(folder, plain) for name, plain in names.items()}
+    missing = [name for name, path in paths.items() if path is None]
+    put = f'{", ".join(missing)} (gzipped or not)'
+    if missing and len(missing) < len(files):
+        raise DataError(f'{folder} holds part of the data set but not {put}: put the missing '
+                        f'file(s) there (nothing is downloaded into a folder holding another '
+                        f'copy), or pass root=DIR naming the folder that holds all of them')
+    if missing and not create and not os.path.isdir(folder):
+        raise DataError(f'data folder {folder} does not exist: pass root=DIR naming the folder '
+                        f'that holds {", ".join(files)} (or its parent), or create {folder} to '
+                        f'download them there')
+    for name in missing:
+        try:
+            paths[name] = download(name, folder, mirrors, files[name], progress)
+        except (DownloadError, OSError) as err:  # OSError: folder not writable
+            raise DownloadError(f'{err}; put {put} in {folder}, or pass root=DIR naming the '
+                                f'folder that holds them') from None
     return paths

@@ -1,21 +1,23 @@
 """Fashion-MNIST and MNIST: the d2l loader, decoded once and batched on the context.
 
-Where the files come from, in order: ``root``, ``$GLUON_CLASSICS_DATA/<name>``,
+Where the files come from, in order: ``root``, ``$GLUON_CLASSICS_DATA``,
 ``$MXNET_HOME/datasets/<name>`` (``~/.mxnet/datasets/<name>`` by default,
-where Gluon caches them, so its earlier downloads are reused). Files found
-there are read as they are; missing ones are downloaded from the mirrors and
-checked against Gluon's official SHA-1.
+where Gluon caches them, so its earlier downloads are reused). ``root`` and
+``$GLUON_CLASSICS_DATA`` may name the folder holding the files or its parent
+holding ``<name>/`` (:func:`data_folder`). Files found are read as they are;
+when none is there they are downloaded from the mirrors and checked against
+Gluon's official SHA-1. Only Gluon's cache folder is ever created.
 """
 import os
 
 import mxnet as mx
 
 from .download import ensure_files, gluon_repo_url
-from .idx import read_idx_pair
+from .idx import find_file, read_idx_pair
 from .loader import ArrayLoader
 
 __all__ = ['load_data_fashion_mnist', 'load_data_mnist', 'get_fashion_mnist_labels',
-           'read_mnist_folder', 'default_root', 'FASHION_MNIST', 'MNIST',
+           'read_mnist_folder', 'default_root', 'data_folder', 'FASHION_MNIST', 'MNIST',
            'FASHION_MNIST_TEXT_LABELS', 'MNIST_TEXT_LABELS', 'IDX_FILES']
 
 FASHION_MNIST_TEXT_LABELS = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat',
@@ -56,6 +58,16 @@ MNIST = dict(
 )
 
 
+def data_folder(root, name, files=IDX_FILES):
+    """The folder of a data set given ``root``: ``root`` itself when it holds any of
+    ``files``, else ``root/<name>`` when that folder exists, else ``root``."""
+    root = os.path.expanduser(root)
+    nested = os.path.join(root, name)
+    if os.path.isdir(nested) and not any(find_file(root, f) for f in files):
+        return nested
+    return root
+
+
 def default_root(name):
     """The folder a dataset is read from when no ``root`` is given.
 
@@ -76,7 +88,9 @@ def read_mnist_folder(spec, root=None, mirrors=None, progress=True):
     spec : dict
         :data:`FASHION_MNIST` or :data:`MNIST`.
     root : str, optional
-        The folder; :func:`default_root` when None.
+        The folder holding the files, or its parent holding ``<name>/``;
+        ``$GLUON_CLASSICS_DATA`` (the same two levels), then Gluon's cache
+        when None.
     mirrors : sequence of str, optional
         Base URLs to download from; ``spec['mirrors']`` when None.
     progress : bool, default True
@@ -87,9 +101,10 @@ def read_mnist_folder(spec, root=None, mirrors=None, progress=True):
     (train_images, train_labels), (test_images, test_labels)
         uint8 ``(N, 1, 28, 28)`` and int32 ``(N,)`` numpy arrays.
     """
-    root = os.path.expanduser(root) if root else default_root(spec['name'])
-    paths = ensure_files(root, spec['sha1'], spec['mirrors'] if mirrors is None else mirrors,
-                         progress)
+    base = root or os.environ.get('GLUON_CLASSICS_DATA')
+    folder = data_folder(base, spec['name']) if base else default_root(spec['name'])
+    paths = ensure_files(folder, spec['sha1'], spec['mirrors'] if mirrors is None else mirrors,
+                         progress, create=not base)
     paths = [paths[f + '.gz'] for f in IDX_FILES]
     return read_idx_pair(paths[0], paths[1]), read_idx_pair(paths[2], paths[3])
 
@@ -112,7 +127,8 @@ def load_data_fashion_mnist(batch_size, resize=None, root=None, ctx=None, shuffl
     resize : int or (int, int), optional
         Bilinearly resize batches to this size (224 for AlexNet).
     root : str, optional
-        Folder with the four IDX files (``.gz`` or not); see :func:`default_root`.
+        Folder with the four IDX files (``.gz`` or not), or its parent holding
+        ``fashion-mnist/``; see :func:`read_mnist_folder`.
     ctx : mxnet.Context, optional
         Where batches live; ``try_gpu()`` by default.
     shuffle_seed : int, optional

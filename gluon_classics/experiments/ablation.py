@@ -16,7 +16,8 @@ import numpy as np
 
 from ..data import load_data
 from ..model_zoo import LENET_VARIANTS, count_parameters, model_for_data, recipe
-from ..training import TrainingDiverged, atomic_write, fit
+from ..training import TrainingDiverged, fit
+from ..utils.outputs import check_output_dir, save_figure, write_text
 from ..utils.plots import _pyplot
 
 __all__ = ['ABLATIONS', 'ABLATION_LR', 'ablate', 'lenet_options', 'results_table']
@@ -49,6 +50,8 @@ ABLATION_LR = {'relu-lr0.1': 0.1, 'relu+max-lr0.1': 0.1}
 
 # The names these tables had before; model variants are ``model_zoo.VARIANTS``.
 VARIANTS, VARIANT_LR = ABLATIONS, ABLATION_LR
+
+RESULT_FILES = ('results.md', 'results.json', 'curves.png')
 
 _RESERVED = ('model_kwargs', 'seed', 'checkpoint', 'resume', 'callbacks')
 
@@ -172,21 +175,14 @@ def _plot_curves(results, path):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format='png', dpi=100, bbox_inches='tight'))
+    save_figure(fig, path, dpi=100, bbox_inches='tight')
     plt.close(fig)
 
 
 def _write(out, results, config):
-    os.makedirs(out, exist_ok=True)
-
-    def text(path, content):
-        def write(tmp):
-            with open(tmp, 'w') as f:
-                f.write(content)
-        atomic_write(os.path.join(out, path), write)
-    text('results.md', results_table(results, config))
-    text('results.json', json.dumps(_jsonable({'config': config, 'results': results}),
-                                    indent=1) + '\n')
+    write_text(os.path.join(out, 'results.md'), results_table(results, config))
+    write_text(os.path.join(out, 'results.json'),
+               json.dumps(_jsonable({'config': config, 'results': results}), indent=1) + '\n')
     _plot_curves(results, os.path.join(out, 'curves.png'))
 
 
@@ -239,6 +235,8 @@ def ablate(variants=None, epochs=None, seeds=1, out=None, *, model='lenet', log=
     seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seeds:
         raise ValueError('ablate needs at least one seed')
+    if out:  # before hours of training, not after the first variant
+        check_output_dir(out, RESULT_FILES)
     chapter = recipe(model)
     epochs = chapter['epochs'] if epochs is None else int(epochs)
     if epochs < 1:

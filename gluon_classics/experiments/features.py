@@ -16,10 +16,13 @@ from mxnet.gluon import nn
 from ..data import ArrayLoader
 from ..model_zoo import leaves
 from ..model_zoo.summary import _layer_names  # the names layer_shapes prints
-from ..training import atomic_write
+from ..utils.outputs import check_output_dir, save_figure, write_text
 from ..utils.plots import _pyplot
 
-__all__ = ['feature_maps', 'activation_stats', 'write_feature_report', 'SATURATION']
+__all__ = ['feature_maps', 'activation_stats', 'write_feature_report', 'SATURATION',
+           'REPORT_FILES']
+
+REPORT_FILES = ('activations.md', 'activations.json', 'activations.png')
 
 # Per activation: (which outputs count as saturated, i.e. with a near-zero
 # gradient, and how the report words it).
@@ -103,7 +106,7 @@ def _class_examples(images, labels, num_classes):
 
 
 def _save(fig, path):
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format='png', dpi=100, bbox_inches='tight'))
+    save_figure(fig, path, dpi=100, bbox_inches='tight')
 
 
 def _scaled(a):
@@ -217,7 +220,7 @@ def write_feature_report(net, test_iter, out, num_images=4, seed=0, ctx=None):
     if num_images < 1:
         raise ValueError(f'num_images must be at least 1; got {num_images}')
     ctx = ctx or test_iter.ctx
-    os.makedirs(out, exist_ok=True)
+    check_output_dir(out, REPORT_FILES)  # the conv*.png names are known only per net
 
     def batch(idx):  # the loader's own scaling and resize, for a few examples
         sub = ArrayLoader(test_iter.images[idx], test_iter.labels[idx], len(idx),
@@ -249,11 +252,7 @@ def write_feature_report(net, test_iter, out, num_images=4, seed=0, ctx=None):
 
     def text(name, content):
         path = os.path.join(out, name)
-
-        def write(tmp):
-            with open(tmp, 'w') as f:
-                f.write(content)
-        atomic_write(path, write)
+        write_text(path, content)
         files.append(path)
     text('activations.md', table)
     text('activations.json', json.dumps(record, indent=1) + '\n')

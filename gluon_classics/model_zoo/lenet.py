@@ -22,6 +22,7 @@ LENET_VARIANTS = {
 }
 
 _POOLS = {'avg': nn.AvgPool2D, 'max': nn.MaxPool2D}
+ACTIVATIONS = ('sigmoid', 'relu', 'tanh', 'softrelu', 'softsign')  # mx.nd.Activation's
 
 
 class LeNet(nn.HybridBlock):
@@ -53,6 +54,9 @@ class LeNet(nn.HybridBlock):
     def __init__(self, convs, dense_units, activation='sigmoid', pool='avg', kernel_size=5,
                  in_channels=1, num_classes=10, image_size=28, **kwargs):
         super().__init__(**kwargs)
+        if activation not in ACTIVATIONS:  # MXNet's own error would come at the first batch
+            raise ValueError(f'unknown activation {activation!r}: choose one of '
+                             f'{", ".join(ACTIVATIONS)}')
         if pool not in _POOLS:
             raise ValueError(f"unknown pool {pool!r}: choose 'avg' or 'max'")
         self.input_shape = (in_channels, image_size, image_size)

@@ -1,42 +1,30 @@
 """Training checkpoints: one zip file written atomically after every epoch.
 
-It holds what a resumed run needs to continue exactly where the last epoch
-ended: the parameters (``net.save_parameters`` format), the optimizer states
-(``trainer.save_states`` format), the learning rate, the history and the seed
-that drives per-epoch shuffling and dropout.
+It holds what a resumed run needs to finish as started, exactly where the last
+epoch ended: the parameters (``net.save_parameters`` format), the optimizer
+states (``trainer.save_states`` format), the learning rate after the epoch's
+schedule step, the history, the seed that drives per-epoch shuffling and
+dropout, and ``config``: the run's settings (model, variant and overrides,
+data set and resize, batch size, total epochs, initial rate, optimizer,
+outputs), as :func:`~gluon_classics.fit` records them. It is a zip file:
+``unzip -p C net.params > net.params`` takes the parameters out.
 """
 import json
 import os
+import re
 import tempfile
 import zipfile
 
-__all__ = ['save_checkpoint', 'load_checkpoint', 'load_params', 'atomic_write', 'CheckpointError']
+from ..utils.outputs import atomic_write
+
+__all__ = ['save_checkpoint', 'load_checkpoint', 'load_params', 'is_checkpoint', 'describe_run',
+           'error_reason', 'atomic_write', 'CheckpointError']
 
 FORMAT = 'gluon_classics-checkpoint-1'
 
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, corrupt or does not fit the network."""
-
-
-def atomic_write(path, write):
-    """Call ``write(tmp_path)``, then move the result over ``path`` in one step.
-
-    An interrupted write (Ctrl-C, a full disk) leaves ``path`` as it was.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is for secrets, not results
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _file_bytes(save):
@@ -65,13 +53,33 @@ def save_checkpoint(path, net, trainer, epoch, history, seed=None, config=None):
     atomic_write(path, write)
 
 
+def is_checkpoint(path):
+    """True when ``path`` is a zip file (a checkpoint), False for anything else."""
+    return os.path.isfile(path) and zipfile.is_zipfile(path)
+
+
+def describe_run(config):
+    """A checkpoint's model settings in CLI words, e.g. ``lenet --variant d2l --resize 32``."""
+    if not config:
+        return 'an unrecorded model (an old checkpoint)'
+    words = [config.get('model', '?'), '--variant', str(config.get('variant', '?'))]
+    for key, value in sorted((config.get('model_kwargs') or {}).items()):
+        words += [f'--{key.replace("_", "-")}', str(value)]
+    if config.get('resize'):
+        words += ['--resize', str(config['resize'])]
+    if config.get('dataset', 'fashion-mnist') != 'fashion-mnist':
+        words += ['--dataset', config['dataset']]
+    return ' '.join(words)
+
+
 def load_checkpoint(path, net=None, trainer=None, ctx=None):
     """Read a checkpoint; load its parameters into ``net`` and states into ``trainer``.
 
     Returns
     -------
     dict
-        The metadata: ``epoch``, ``learning_rate``, ``seed``, ``history``, ``config``.
+        The metadata: ``epoch``, ``learning_rate``, ``seed``, ``history``,
+        ``config`` (the run's settings as :func:`~gluon_classics.fit` records them).
     """
     if not os.path.isfile(path):
         raise CheckpointError(f'checkpoint {path} does not exist: check the path given to --resume')
@@ -79,7 +87,7 @@ def load_checkpoint(path, net=None, trainer=None, ctx=None):
         with zipfile.ZipFile(path) as z:
             meta = json.loads(z.read('meta.json'))
             params, states = z.read('net.params'), z.read('trainer.states')
-    except (zipfile.BadZipFile, KeyError, ValueError, EOFError) as err:
+    except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError) as err:
         raise CheckpointError(f'checkpoint {path} is corrupt or not a gluon_classics '
                               f'checkpoint ({err}): start without --resume') from None
     if meta.get('format') != FORMAT:
@@ -91,10 +99,10 @@ def load_checkpoint(path, net=None, trainer=None, ctx=None):
                 f.write(params)
             try:
                 net.load_parameters(f.name, ctx=ctx)
-            except (AssertionError, ValueError, RuntimeError) as err:
-                raise CheckpointError(f'checkpoint {path} does not fit this network '
-                                      f'({str(err).splitlines()[0]}): resume with the same '
-                                      f'model and variant') from None
+            except Exception as err:  # MXNetError, AssertionError: both multi-line
+                raise CheckpointError(f'checkpoint {path} does not fit this '
+                                      f'{type(net).__name__} ({error_reason(err)}): it holds '
+                                      f'{describe_run(meta.get("config"))}') from None
         if trainer is not None:
             with open(os.path.join(tmp, 's'), 'wb') as f:
                 f.write(states)
@@ -103,16 +111,40 @@ def load_checkpoint(path, net=None, trainer=None, ctx=None):
     return meta
 
 
+def error_reason(err):
+    """The telling line of an error message; MXNet's start with a traceback header."""
+    lines = [line.strip() for line in str(err).splitlines()]
+    lines = [line for line in lines if line and not line.startswith(
+        ('Traceback', 'File ', '[bt]', 'Stack trace'))]
+    reason = lines[0] if lines else type(err).__name__
+    return re.sub(r'^(MXNetError: )?(\[[\d:]+\] \S+:\d+: )?', '', reason)
+
+
 def load_params(net, path, ctx=None):
-    """``net.load_parameters(path)`` with one clear line when the file is wrong."""
+    """``net.load_parameters(path)`` with one clear line when the file is wrong.
+
+    ``path`` may also be a checkpoint: its parameters are loaded.
+    """
     if not os.path.isfile(path):
         raise CheckpointError(f'parameter file {path} does not exist: '
                               f'train with --save {path} first')
+    if zipfile.is_zipfile(path):
+        load_checkpoint(path, net, ctx=ctx)
+        return net
+    hint = f'save it again, or give the run\'s checkpoint ({path}.ckpt by default) instead'
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f'parameter file {path} is empty (an interrupted or failed '
+                              f'save?): {hint}')
+    from mxnet import nd
+    try:
+        nd.load(path)  # the file itself, before blaming the model it is loaded into
+    except Exception as err:
+        raise CheckpointError(f'parameter file {path} is truncated or not an MXNet parameter '
+                              f'file ({error_reason(err)}): {hint}') from None
     try:
         net.load_parameters(path, ctx=ctx)
     except Exception as err:  # MXNetError, AssertionError: both multi-line
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f'parameter file {path} cannot be loaded into this '
-                              f'{type(net).__name__} ({first}): check the model, variant '
-                              f'and overrides it was trained with') from None
+                              f'{type(net).__name__} ({error_reason(err)}): check the model, '
+                              f'variant and overrides it was trained with') from None
     return net

@@ -6,6 +6,7 @@ graph, and the epoch's sums stay on the device until the epoch ends (the
 chapter's ``asscalar()`` after every batch stalls the pipeline).
 """
 import math
+import random
 import sys
 import time
 
@@ -20,8 +21,8 @@ from .checkpoint import save_checkpoint
 from .distributed import ParallelContext, sum_over_workers
 from .onednn import onednn_objective
 
-__all__ = ['train_ch5', 'evaluate_accuracy', 'predict', 'make_objective', 'TrainingDiverged',
-           'TrainingInterrupted']
+__all__ = ['train_ch5', 'evaluate_accuracy', 'predict', 'make_objective', 'epoch_seeds',
+           'TrainingDiverged', 'TrainingInterrupted']
 
 
 class TrainingDiverged(ArithmeticError):
@@ -187,21 +188,88 @@ def predict(net, data_iter, n=8, ctx=None):
     return np.concatenate(images), np.concatenate(true), np.concatenate(pred)
 
 
+# Without a terminal (a log file, a batch job) there is no tqdm bar: a line on
+# stderr at most this often instead, so that a long AlexNet epoch is not silent.
+HEARTBEAT_SECONDS = 60
+ESTIMATE_BATCHES = 3  # timed after the first batch, which also builds the graph
+
+
+class _Heartbeat:
+    """Progress without a terminal: an estimate of the epoch's time, then a line a minute."""
+
+    def __init__(self, total, epoch, stream=None):
+        self.total, self.epoch, self.done, self.loss = total, epoch, 0, None
+        self.stream = stream or sys.stderr
+        self.start = self.last = time.monotonic()
+        self.timed = None
+
+    def _say(self, text):
+        print(f'epoch {self.epoch}: {text}', file=self.stream, flush=True)
+
+    def set_postfix(self, loss=None, **_):
+        self.loss = loss
+
+    def update(self, n=1):
+        self.done += n
+        if self.total and self.done in (1, 1 + ESTIMATE_BATCHES):
+            mx.nd.waitall()  # the engine runs ahead of Python: time finished batches
+            now = time.monotonic()
+            if self.done == 1:
+                self.timed = now
+            else:
+                per_batch = (now - self.timed) / ESTIMATE_BATCHES
+                estimate = per_batch * self.total
+                if estimate > HEARTBEAT_SECONDS:
+                    self._say(f'{per_batch:.2f} s a batch: about {_duration(estimate)} for '
+                              f'{self.total} batches (a progress line every '
+                              f'{_duration(HEARTBEAT_SECONDS)})')
+        now = time.monotonic()
+        if now - self.last >= HEARTBEAT_SECONDS:
+            self.last = now
+            total = f'/{self.total} ({100 * self.done / self.total:.0f}%)' if self.total else ''
+            loss = f', loss {self.loss}' if self.loss is not None else ''
+            self._say(f'batch {self.done}{total}{loss}, {_duration(now - self.start)} so far')
+
+    def close(self):
+        pass
+
+
+def _duration(seconds):
+    if seconds < 120:
+        return f'{seconds:.0f} s'
+    return f'{seconds / 60:.0f} min' if seconds < 7200 else f'{seconds / 3600:.1f} h'
+
+
 def _progress_bar(progress, total, epoch):
-    if progress is None:
-        progress = sys.stderr.isatty()
-    if not progress:
+    """A tqdm bar on a terminal, a heartbeat on stderr otherwise, None when turned off."""
+    if progress is False:
         return None
+    if progress is None and not sys.stderr.isatty():
+        return _Heartbeat(total, epoch)
     try:  # tqdm is an optional dependency (the 'progress' extra)
         from tqdm import tqdm
     except ImportError:
-        return None
+        return _Heartbeat(total, epoch)
     return tqdm(total=total, desc=f'epoch {epoch}', leave=False, unit='batch')
+
+
+def epoch_seeds(seed, epoch):
+    """Seeds of MXNet's, numpy's and Python's generators for one epoch of a seeded run.
+
+    Derived with numpy's SeedSequence, so neighbouring seeds do not share
+    streams the way ``seed + epoch`` does (seed 1's epoch 2 would be seed 2's
+    epoch 1), and distinct from the loader's shuffle stream ``(seed, epoch)``.
+    MXNet's seed of the first epoch is ``seed`` itself: deferred layers are
+    initialized at the first batch, so a seed keeps the initial weights (and
+    the measured runs) it had.
+    """
+    mx_seed, np_seed, py_seed = np.random.SeedSequence([seed, epoch, 1]).generate_state(3)
+    return [seed if epoch == 0 else int(mx_seed), int(np_seed), int(py_seed)]
 
 
 def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs, *,
               start_epoch=0, history=None, seed=None, checkpoint=None, callbacks=(),
-              progress=None, hybridize=True, parallel=None, log=print):
+              progress=None, hybridize=True, parallel=None, log=print, config=None):
     """Train ``net`` with softmax cross-entropy, printing one line per epoch.
 
     The signature and the printout are the d2l chapter's (MXNet)::
@@ -227,15 +295,20 @@ def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs, 
     history : list of dict, optional
         The history of those epochs, continued and returned.
     seed : int, optional
-        Reseeds MXNet's RNG (dropout) and the loader's shuffling at every
-        epoch from (seed, epoch), so a resumed run repeats an uninterrupted one.
+        Reseeds MXNet's (dropout), numpy's and Python's generators and the
+        loader's shuffling at every epoch from (seed, epoch)
+        (:func:`epoch_seeds`), so a resumed run repeats an uninterrupted one,
+        whether or not the loader was built with a ``shuffle_seed``.
     checkpoint : str, optional
-        Path of a checkpoint written atomically after every epoch.
+        Path of a checkpoint written atomically after every epoch, after the
+        callbacks (a learning-rate schedule's new rate is in it).
     callbacks : sequence of callable
         Each is called as ``cb(record, trainer)`` after every epoch; returning
         True stops training.
     progress : bool, optional
-        A tqdm bar within each epoch; default: when stderr is a terminal.
+        A tqdm bar within each epoch; default: when stderr is a terminal, and
+        otherwise a line on stderr every ``HEARTBEAT_SECONDS`` (with an estimate
+        of the epoch's time when it is longer than that). False: nothing.
     hybridize : bool, default True
         Compile forward and loss to one static graph; False for debugging.
     parallel : ParallelContext, optional
@@ -244,6 +317,9 @@ def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs, 
         the epoch's numbers are summed over the workers, and only rank 0 logs
         and writes the checkpoint. Default: one process.
     log : callable, default print
+    config : dict, optional
+        Stored in the checkpoint (what :func:`~gluon_classics.fit` needs to
+        finish the run as started).
 
     Returns
     -------
@@ -272,15 +348,18 @@ def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs, 
         try:
             record = _epoch(net, objective, train_iter, test_iter, trainer, ctx, epoch, seed,
                             progress, parallel)
-            if checkpoint:  # first: a printed epoch is a saved epoch
-                save_checkpoint(checkpoint, net, trainer, epoch + 1, history + [record], seed)
+            # callbacks before the checkpoint: the rate a schedule sets is part of the state
+            stop = any([cb(record, trainer) for cb in callbacks])
+            if checkpoint:  # before the line: a printed epoch is a saved epoch
+                save_checkpoint(checkpoint, net, trainer, epoch + 1, history + [record], seed,
+                                config)
             history.append(record)
             log('epoch %d, loss %.4f, train acc %.3f, test acc %.3f, time %.1f sec'
                 % (record['epoch'], record['loss'], record['train_acc'], record['test_acc'],
                    record['seconds']))
         except KeyboardInterrupt:
             raise TrainingInterrupted(len(history) + 1, history) from None
-        if any([cb(record, trainer) for cb in callbacks]):
+        if stop:
             break
     return history
 
@@ -288,7 +367,10 @@ def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs, 
 def _epoch(net, objective, train_iter, test_iter, trainer, ctx, epoch, seed, progress, parallel):
     """Train one epoch and evaluate: the history record of epoch ``epoch + 1``."""
     if seed is not None:
-        mx.random.seed(seed + epoch)
+        mx_seed, np_seed, py_seed = epoch_seeds(seed, epoch)
+        mx.random.seed(mx_seed)
+        np.random.seed(np_seed)  # loaders shuffling with numpy's global generator
+        random.seed(py_seed)
         if hasattr(train_iter, 'epoch'):
             train_iter.epoch = epoch
     train = _train_epoch(net, objective, train_iter, trainer, ctx_list(ctx), epoch + 1, progress,

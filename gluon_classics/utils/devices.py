@@ -147,6 +147,9 @@ def parse_ctx(text):
     if not ids:
         return mx.cpu() if kind == 'cpu' else try_gpu()
     ids = [int(i) for i in ids.split(',')]
+    if len(set(ids)) < len(ids):
+        raise ValueError(f'context {text!r} names a device twice: list each once, '
+                         f'e.g. {kind}:{",".join(map(str, sorted(set(ids))))}')
     if kind == 'gpu' and max(ids) >= num_gpus():
         raise DeviceError(f'context {text!r} asks for GPU {max(ids)} but {num_gpus()} GPU(s) '
                          f'are visible: use --ctx cpu, or install mxnet-cu112 on a GPU machine')

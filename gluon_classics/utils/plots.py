@@ -4,6 +4,8 @@ import sys
 
 import numpy as np
 
+from .outputs import save_figure
+
 __all__ = ['show_images', 'plot_history']
 
 
@@ -61,8 +63,10 @@ def show_images(imgs, num_rows, num_cols, titles=None, scale=1.5, path=None):
         ax.axes.get_yaxis().set_visible(False)
         if titles:
             ax.set_title(titles[i])
+    if titles and num_rows > 1:
+        fig.tight_layout()  # room for multi-line titles between the rows
     if path:
-        fig.savefig(path, bbox_inches='tight')
+        save_figure(fig, path, bbox_inches='tight')
     return axes
 
 
@@ -98,5 +102,5 @@ def plot_history(history, path=None, title=None, ax=None):
     if title:
         ax.set_title(title)
     if path:
-        ax.figure.savefig(path, bbox_inches='tight', dpi=120)
+        save_figure(ax.figure, path, bbox_inches='tight', dpi=120)
     return ax

@@ -1,0 +1,191 @@
+"""Every file the package writes goes through here: checked first, written atomically.
+
+A path is checked before the work that produces it (``check_output``), so a
+bad ``--save`` fails in a second, not after hours of training. Writes go to a
+temporary file next to the target, are fsynced and then renamed over it, so an
+interrupted write leaves the old file whole. A symlink is followed and its
+target written (the link stays a link); a folder, FIFO or device at the path
+is refused, never replaced.
+"""
+import os
+import stat
+import tempfile
+
+__all__ = ['OutputError', 'check_output', 'check_output_dir', 'atomic_write', 'write_text',
+           'save_figure', 'figure_format']
+
+_KINDS = ((stat.S_ISDIR, 'a folder'), (stat.S_ISFIFO, 'a FIFO'), (stat.S_ISCHR, 'a device'),
+          (stat.S_ISBLK, 'a device'), (stat.S_ISSOCK, 'a socket'))
+
+
+class OutputError(ValueError):
+    """An output path that cannot be written; the message is one line naming the fix."""
+
+
+def _label(path, what):
+    return f'{what} {path}' if what else str(path)
+
+
+def _strerror(err):
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def _check_folder(folder, label):
+    """The folder exists and takes new files, or its nearest existing parent would."""
+    existing = folder
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise OutputError(f'cannot write {label}: {existing} is not a folder')
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f'cannot write {label}: folder {existing} is not writable; '
+                          f'choose a path in a writable folder')
+    if existing == folder:  # try it: access() says yes to root on an immutable folder
+        try:
+            fd, probe = tempfile.mkstemp(dir=folder, prefix='.gluon_classics-probe.')
+            os.close(fd)
+            os.remove(probe)
+        except OSError as err:
+            raise OutputError(f'cannot write {label}: folder {folder}: {_strerror(err)}; '
+                              f'choose a path in a writable folder') from None
+
+
+def check_output(path, what=None):
+    """Check that ``path`` can be written as a regular file; return where it lands.
+
+    Symlinks are resolved (a write goes to their target). Nothing is created.
+
+    Parameters
+    ----------
+    path : str
+    what : str, optional
+        How the user gave the path (``'--save'``), for the message.
+
+    Returns
+    -------
+    str
+        The resolved path.
+
+    Raises
+    ------
+    OutputError
+        The path is a folder, FIFO, device or socket, is not writable, or
+        lies under something that is not a writable folder.
+    """
+    label = _label(path, what)
+    real = os.path.realpath(os.path.expanduser(os.fspath(path)))
+    try:
+        mode = os.stat(real).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # the folder check names the culprit
+        mode = None
+    except OSError as err:  # a symlink loop
+        raise OutputError(f'cannot write {label}: {_strerror(err)}') from None
+    if mode is not None:
+        for test, kind in _KINDS:
+            if test(mode):
+                hint = ('give a file path inside it' if kind == 'a folder'
+                        else 'give the path of a regular file')
+                where = '' if real == os.path.abspath(path) else f' ({real})'
+                raise OutputError(f'cannot write {label}: it is {kind}{where}, not a regular '
+                                  f'file; {hint}')
+        if not os.access(real, os.W_OK):
+            raise OutputError(f'cannot write {label}: the file is not writable; choose another '
+                              f'path or change its permissions')
+    _check_folder(os.path.dirname(real), label)
+    return real
+
+
+def check_output_dir(folder, names=(), what=None):
+    """Check that ``folder`` (existing or to be created) can take the files ``names``."""
+    label = _label(folder, what)
+    real = os.path.realpath(os.path.expanduser(os.fspath(folder)))
+    if os.path.exists(real) and not os.path.isdir(real):
+        raise OutputError(f'cannot write into {label}: it is not a folder; give a folder path')
+    _check_folder(real, label)
+    for name in names:
+        check_output(os.path.join(folder, name), what and f'{what} file')
+    return real
+
+
+def _mode_for(real):
+    try:
+        return stat.S_IMODE(os.stat(real).st_mode)  # a rewritten file keeps its permissions
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask  # mkstemp's 0600 is for secrets, not results
+
+
+def _fsync(path, flags=os.O_RDONLY):
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path, write, what=None):
+    """Call ``write(tmp_path)``, then move the result over ``path`` in one step.
+
+    ``path`` is checked as :func:`check_output` does and a symlink's target is
+    written. The temporary file is fsynced before the rename (and the folder
+    after it), so a crash leaves the old file or the new one, never a torn one.
+    A new file gets ``0o666 & ~umask``; a rewritten one keeps its mode.
+
+    Raises
+    ------
+    OutputError
+        The path cannot be written, or the write failed (a full disk...);
+        the old file, if any, is untouched.
+    """
+    real = check_output(path, what)
+    folder = os.path.dirname(real)
+    tmp = None
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(real) + '.',
+                                   suffix='.tmp')
+        os.close(fd)
+        write(tmp)
+        _fsync(tmp)
+        os.chmod(tmp, _mode_for(real))
+        os.replace(tmp, real)
+        tmp = None
+        _fsync(folder)
+    except OutputError:
+        raise
+    except Exception as err:  # OSError, or MXNetError from save_parameters on a full disk
+        if not isinstance(err, OSError) and type(err).__name__ != 'MXNetError':
+            raise
+        raise OutputError(f'could not write {_label(path, what)}: {_strerror(err)}') from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.remove(tmp)
+    return real
+
+
+def write_text(path, text, what=None):
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_write`)."""
+    def write(tmp):
+        with open(tmp, 'w') as f:
+            f.write(text)
+    return atomic_write(path, write, what)
+
+
+def figure_format(path, what=None):
+    """The image format of ``path``'s extension, checked against matplotlib's list."""
+    from matplotlib.backend_bases import FigureCanvasBase
+    ext = os.path.splitext(os.fspath(path))[1][1:].lower()
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if ext not in formats:
+        raise OutputError(f'cannot write {_label(path, what)}: {"." + ext if ext else "no"} '
+                          f'extension; use one of {", ".join("." + f for f in sorted(formats))}')
+    return ext
+
+
+def save_figure(fig, path, what=None, **kwargs):
+    """``fig.savefig(path, **kwargs)``, atomically, in the format of the extension."""
+    fmt = figure_format(path, what)
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, **kwargs), what)

@@ -1,0 +1,91 @@
+"""Run the chapter notebooks headless (nbclient), at the small size the tests use or in full.
+
+    python notebooks/run.py --small --data-dir ../shared/data            # both, a few minutes
+    python notebooks/run.py lenet --data-dir ../shared/data --out runs/nb
+
+Each executed notebook, with its outputs, is written to ``--out`` (default
+``runs/notebooks``); the committed notebooks stay without outputs. Parameters
+are injected in a cell right after the cell tagged ``parameters``, papermill
+style. ``--data-dir`` is the folder holding ``fashion-mnist/`` (default
+``$GLUON_CLASSICS_DATA``).
+"""
+import argparse
+import os
+import sys
+import time
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KERNEL = 'python3'
+CELL_TIMEOUT = 300  # seconds per cell; the slowest cell takes well under a minute at SMALL
+
+# Small enough for CI on two CPU cores, large enough that every section runs.
+SMALL = {
+    'lenet.ipynb': dict(NUM_EPOCHS=2, NUM_TRAIN_EXAMPLES=3000, NUM_TEST_EXAMPLES=1000,
+                        EXERCISE_EPOCHS=1),
+    # 67x67 is the smallest input AlexNet takes (the notebook computes it with
+    # layer_shapes); two batches of 128 are enough to exercise the loop.
+    'alexnet.ipynb': dict(NUM_EPOCHS=1, NUM_TRAIN_EXAMPLES=256, NUM_TEST_EXAMPLES=256,
+                          RESIZE=67),
+}
+
+
+def inject_parameters(nb, params):
+    """Insert a cell setting ``params`` right after the cell tagged ``parameters``."""
+    index = next((i for i, c in enumerate(nb.cells)
+                  if 'parameters' in c.metadata.get('tags', [])), None)
+    if index is None:
+        raise ValueError('the notebook has no cell tagged "parameters"')
+    cell = nbformat.v4.new_code_cell('\n'.join(f'{k} = {v!r}' for k, v in params.items()))
+    cell.metadata['tags'] = ['injected-parameters']
+    nb.cells.insert(index + 1, cell)
+    return nb
+
+
+def execute(name, params, cwd, timeout=CELL_TIMEOUT):
+    """Execute ``notebooks/<name>`` with ``params`` in folder ``cwd``; return the notebook."""
+    nb = inject_parameters(nbformat.read(os.path.join(HERE, name), as_version=4), params)
+    client = NotebookClient(nb, kernel_name=KERNEL, timeout=timeout, allow_errors=False,
+                            resources={'metadata': {'path': cwd}})
+    start = time.time()
+    client.execute()  # raises CellExecutionError, naming the cell, on any error
+    nb.metadata['execution_seconds'] = time.time() - start
+    return nb
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('names', nargs='*', help='lenet, alexnet (default both)')
+    parser.add_argument('--small', action='store_true', help="the tests' small size")
+    parser.add_argument('--data-dir', default=os.environ.get('GLUON_CLASSICS_DATA'),
+                        help='folder holding fashion-mnist/ (default $GLUON_CLASSICS_DATA)')
+    parser.add_argument('--out', default='runs/notebooks', help='where executed copies go')
+    args = parser.parse_args(argv)
+    sys.path.insert(0, os.path.dirname(HERE))  # gluon_classics from this checkout
+    from gluon_classics.utils.outputs import OutputError, check_output, write_text
+    names = [n + '.ipynb' for n in args.names] or list(SMALL)
+    unknown = [n for n in names if n not in SMALL]
+    if unknown:
+        parser.error(f'unknown notebook(s) {", ".join(unknown)}: choose lenet or alexnet')
+    try:
+        paths = [check_output(os.path.join(args.out, n), '--out') for n in names]
+    except OutputError as err:
+        parser.exit(2, f'run.py: error: {err}\n')
+    for name, path in zip(names, paths):
+        params = dict(SMALL[name]) if args.small else {}
+        if args.data_dir:
+            params['DATA_DIR'] = os.path.abspath(args.data_dir)  # the kernel runs elsewhere
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            nb = execute(name, params, os.path.dirname(path))
+        except CellExecutionError as err:
+            parser.exit(1, f'run.py: {name} failed: {str(err).strip().splitlines()[-1]}\n')
+        write_text(path, nbformat.writes(nb))
+        print(f'{name}: ran in {nb.metadata["execution_seconds"]:.0f} s, wrote {path}')
+
+
+if __name__ == '__main__':
+    main()
