@@ -20,9 +20,9 @@ from .experiments import (ABLATIONS, REPORT_FILES, RESULT_FILES, ablate, lenet_o
                           write_feature_report)
 from .launch import add_launch_arguments, run_launch
 from .model_zoo import LENET_VARIANTS, MODELS, get_model, print_shapes, recipe
-from .training import (OPTIMIZERS, TrainingInterrupted, atomic_write, build_model, default_resize,
-                       describe_run, evaluate_accuracy, fit, is_checkpoint, load_checkpoint,
-                       load_params, predict)
+from .training import (OPTIMIZERS, SCHEDULES, TrainingInterrupted, atomic_write, build_model,
+                       default_resize, describe_run, evaluate_accuracy, fit, is_checkpoint,
+                       load_checkpoint, load_params, predict)
 from .training.checkpoint import error_reason
 from .training.distributed import connect
 from .utils.devices import DeviceError, loader_ctx, parse_ctx, resolve_ctx
@@ -60,11 +60,11 @@ def _add_model_args(parser):
                                        for name, entry in MODELS.items()) + ' (default d2l)')
 
 
-def _recipe_help(key, show=str):
+def _recipe_help(key, show=str, default=None):
     """'default: 0.9 for lenet, 0.01 for alexnet', from the models' recipes."""
     values = []
     for name, entry in MODELS.items():
-        values.append((show(entry.recipe[key]), name))
+        values.append((show(entry.recipe.get(key, default)), name))
         values += [(show(changed[key]), f'{name} {variant}')
                    for variant, changed in entry.variant_recipes.items() if key in changed]
     if len({value for value, _ in values}) == 1:
@@ -157,7 +157,8 @@ def cmd_train(args, parallel=None):
         net, history = fit(args.model, args.variant, dataset=args.dataset, epochs=args.epochs,
                            lr=args.lr, batch_size=args.batch_size, resize=args.resize,
                            data_dir=args.data_dir, ctx=args.ctx, seed=args.seed,
-                           optimizer=args.optimizer, num_examples=args.num_examples,
+                           optimizer=args.optimizer, schedule=args.schedule,
+                           num_examples=args.num_examples,
                            checkpoint=checkpoint, resume=args.resume,
                            hybridize=not args.no_hybridize, kvstore=parallel,
                            model_kwargs=_model_kwargs(args) or None, outputs=outputs, log=_log)
@@ -367,8 +368,13 @@ def build_parser():
     p.add_argument('--lr', type=float, help=_recipe_help('lr'))
     p.add_argument('--batch-size', type=int, help=_recipe_help('batch_size'))
     p.add_argument('--optimizer', choices=list(OPTIMIZERS),
-                   help='; '.join(f'{name}: {what}' for name, (what, _) in OPTIMIZERS.items())
-                   + ' (default sgd)')
+                   help='; '.join(f'{name}: {what}' for name, (what, *_) in OPTIMIZERS.items())
+                   + ' (' + _recipe_help('optimizer', default='sgd') + ')')
+    p.add_argument('--schedule', choices=list(SCHEDULES),
+                   help='learning rate by epoch: ' + '; '.join(
+                       f'{name}: {what}' for name, what in SCHEDULES.items())
+                   + " (default: the recipe's, else the optimizer's: "
+                   + ', '.join(f'{s} for {o}' for o, (_, _, s) in OPTIMIZERS.items()) + ')')
     p.add_argument('--num-examples', type=int, metavar='N', help='train on N examples only')
     p.add_argument('--seed', type=int, help='fixed seed: the same run again, also when resumed')
     p.add_argument('--save', metavar='PATH',

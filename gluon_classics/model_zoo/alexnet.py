@@ -1,53 +1,71 @@
-"""AlexNet, as the d2l chapter builds it for Fashion-MNIST and as Krizhevsky et al. (2012) sized it."""
+"""AlexNet, as the d2l chapter builds it for Fashion-MNIST, as Krizhevsky et al. (2012) sized
+it, and the chapter's exercise: AlexNet simplified for 28x28 images."""
 from mxnet.gluon import nn
 
 from .spec import variant_spec
 
 __all__ = ['AlexNet', 'alexnet', 'ALEXNET_VARIANTS']
 
+# The chapter's five convs as (channels, kernel, stride, padding, max-pooled after).
+_D2L_CONVS = ((96, 11, 4, 0, True), (256, 5, 1, 2, True), (384, 3, 1, 1, False),
+              (384, 3, 1, 1, False), (256, 3, 1, 1, True))
+
 # Per variant, the architecture arguments of AlexNet.
 ALEXNET_VARIANTS = {
     # d2l "Deep Convolutional Neural Networks (AlexNet)": 1x224x224 Fashion-MNIST,
     # 46,764,746 parameters; the first conv has no padding, so 224 gives 54x54.
-    'd2l': dict(padding=0, in_channels=1, num_classes=10),
+    'd2l': dict(convs=_D2L_CONVS, pool=(3, 2), dense=(4096, 4096), in_channels=1,
+                input_size=(224, 224), num_classes=10),
     # the paper's layer sizes on one device (no grouped convs, no LRN): 55x55 after conv0
-    'imagenet': dict(padding=2, in_channels=3, num_classes=1000),
+    'imagenet': dict(convs=((96, 11, 4, 2, True),) + _D2L_CONVS[1:], pool=(3, 2),
+                     dense=(4096, 4096), in_channels=3, input_size=(224, 224),
+                     num_classes=1000),
+    # the chapter's exercise "simplify AlexNet for Fashion-MNIST": the same design (five
+    # 3x3 convs, pooling after the 1st, 2nd and 5th, two dropout-regularized dense layers)
+    # on the 1x28x28 images themselves (28 -> 14 -> 7 -> 3), at a quarter to an eighth of
+    # the widths
+    'small': dict(convs=((32, 3, 1, 1, True), (64, 3, 1, 1, True), (128, 3, 1, 1, False),
+                         (128, 3, 1, 1, False), (64, 3, 1, 1, True)),
+                  pool=(2, 2), dense=(512, 512), in_channels=1, input_size=(28, 28),
+                  num_classes=10),
 }
 
 
 class AlexNet(nn.HybridBlock):
-    r"""AlexNet: five conv layers (``features``), two 4096-wide dense layers with
-    dropout, and the classifier (``output``).
+    r"""AlexNet: conv layers with ReLU and max pooling, then ReLU dense layers with dropout
+    (``features``), then the classifier (``output``).
 
     Parameters
     ----------
-    padding : int, default 0
-        Padding of the first (11x11, stride 4) conv layer.
-    in_channels : int, default 1
-        Input channels.
+    convs : sequence of (int, int, int, int, bool)
+        Per conv layer: channels, kernel size, stride, padding, and whether a max
+        pooling layer follows it.
+    dense : sequence of int
+        Widths of the hidden dense layers, each followed by dropout.
+    pool : (int, int), default (3, 2)
+        Pooling window and stride (AlexNet's overlapping 3x3, stride 2).
     num_classes : int, default 10
-        Classes of the last layer.
+    in_channels : int, default 1
+    input_size : (int, int), default (224, 224)
+        The (H, W) the layer sizes were chosen for (``input_shape``, error messages).
     dropout : float, default 0.5
         Dropout rate after each hidden dense layer.
     """
 
-    def __init__(self, padding=0, in_channels=1, num_classes=10, dropout=0.5, **kwargs):
+    def __init__(self, convs, dense, pool=(3, 2), num_classes=10, in_channels=1,
+                 input_size=(224, 224), dropout=0.5, **kwargs):
         super().__init__(**kwargs)
-        self.input_shape = (in_channels, 224, 224)
+        self.input_shape = (in_channels,) + tuple(input_size)
         with self.name_scope():
             self.features = nn.HybridSequential(prefix='')
-            self.features.add(
-                nn.Conv2D(96, kernel_size=11, strides=4, padding=padding,
-                          activation='relu', in_channels=in_channels),
-                nn.MaxPool2D(pool_size=3, strides=2),
-                nn.Conv2D(256, kernel_size=5, padding=2, activation='relu'),
-                nn.MaxPool2D(pool_size=3, strides=2),
-                nn.Conv2D(384, kernel_size=3, padding=1, activation='relu'),
-                nn.Conv2D(384, kernel_size=3, padding=1, activation='relu'),
-                nn.Conv2D(256, kernel_size=3, padding=1, activation='relu'),
-                nn.MaxPool2D(pool_size=3, strides=2),
-                nn.Dense(4096, activation='relu'), nn.Dropout(dropout),
-                nn.Dense(4096, activation='relu'), nn.Dropout(dropout))
+            for i, (channels, kernel, stride, padding, pooled) in enumerate(convs):
+                self.features.add(nn.Conv2D(channels, kernel_size=kernel, strides=stride,
+                                            padding=padding, activation='relu',
+                                            in_channels=in_channels if i == 0 else 0))
+                if pooled:
+                    self.features.add(nn.MaxPool2D(pool_size=pool[0], strides=pool[1]))
+            for units in dense:
+                self.features.add(nn.Dense(units, activation='relu'), nn.Dropout(dropout))
             self.output = nn.Dense(num_classes)
 
     def hybrid_forward(self, F, x):
@@ -60,14 +78,16 @@ def alexnet(variant='d2l', num_classes=None, in_channels=None, **kwargs):
     Parameters
     ----------
     variant : str, default 'd2l'
-        ``'d2l'`` (1x224x224 Fashion-MNIST, 10 classes) or ``'imagenet'``
-        (3x224x224, 1000 classes, the paper's sizes).
+        ``'d2l'`` (1x224x224 Fashion-MNIST, 10 classes), ``'imagenet'``
+        (3x224x224, 1000 classes, the paper's sizes) or ``'small'`` (the
+        chapter's exercise: 1x28x28 Fashion-MNIST without resizing).
     num_classes : int, optional
         The variant's when None.
     in_channels : int, optional
         The variant's when None.
     **kwargs
-        Overrides of the other arguments of :class:`AlexNet` (``dropout``...).
+        Overrides of the variant's architecture (``convs``, ``dense``, ``pool``)
+        and ``dropout``: see :class:`AlexNet`.
 
     Returns
     -------

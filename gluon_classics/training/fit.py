@@ -5,6 +5,7 @@ the chapter's cells put together, with the chapter's defaults per model from
 the model registry. The notebooks write those cells out and call
 ``train_ch5`` themselves.
 """
+import math
 import os
 import random
 import warnings
@@ -21,18 +22,24 @@ from .distributed import (checkpoint_path, connect, default_kvstore, is_distribu
                           shard_for_worker, worker_batch_size)
 from .trainer import train_ch5
 
-__all__ = ['fit', 'RECIPES', 'OPTIMIZERS', 'ReduceLROnPlateau', 'make_trainer',
-           'seed_everything', 'check_lr', 'build_model', 'default_resize']
+__all__ = ['fit', 'RECIPES', 'OPTIMIZERS', 'SCHEDULES', 'ReduceLROnPlateau', 'CosineSchedule',
+           'make_trainer', 'seed_everything', 'check_lr', 'build_model', 'default_resize']
 
 # The default variant's recipe per model (a view of the model registry).
 RECIPES = {name: recipe(name) for name in MODELS}
 
-# name -> (what it is, gluon 'sgd' arguments besides the learning rate). 'momentum'
-# also gets ReduceLROnPlateau in fit.
+# name -> (what it is, gluon 'sgd' arguments besides the learning rate, its schedule
+# unless the recipe or the caller names one).
 OPTIMIZERS = {
-    'sgd': ("the chapters' plain SGD", {}),
-    'momentum': ('momentum 0.9, weight decay 5e-4, lr / 10 when test accuracy stops improving',
-                 dict(momentum=0.9, wd=5e-4)),
+    'sgd': ("the chapters' plain SGD", {}, 'none'),
+    'momentum': ('momentum 0.9, weight decay 5e-4', dict(momentum=0.9, wd=5e-4), 'plateau'),
+}
+
+# The learning rate by epoch: name -> what it is.
+SCHEDULES = {
+    'none': 'constant',
+    'plateau': 'lr / 10 when test accuracy stops improving',
+    'cosine': 'cosine decay from lr towards 0 over the epochs',
 }
 
 
@@ -61,6 +68,22 @@ class ReduceLROnPlateau:
     def __call__(self, record, trainer):
         if self.observe(record):
             trainer.set_learning_rate(max(trainer.learning_rate * self.factor, self.min_lr))
+
+
+class CosineSchedule:
+    """Cosine decay of the learning rate, epoch by epoch, from ``base_lr`` towards 0.
+
+    Epoch ``e`` (1-based) of ``epochs`` trains at ``base_lr * (1 + cos(pi * (e - 1) /
+    epochs)) / 2``. Use as a ``train_ch5`` callback; it depends on the epoch only, so a
+    resumed run continues the same schedule.
+    """
+
+    def __init__(self, base_lr, epochs):
+        self.base_lr, self.epochs = base_lr, epochs
+
+    def __call__(self, record, trainer):
+        done = min(record['epoch'], self.epochs)
+        trainer.set_learning_rate(self.base_lr * (1 + math.cos(math.pi * done / self.epochs)) / 2)
 
 
 def seed_everything(seed):
@@ -134,6 +157,7 @@ def default_resize(model, variant='d2l'):
 _RUN_KEYS = {'model': 'MODEL', 'variant': '--variant', 'model_kwargs': '--activation/--pool',
              'dataset': '--dataset', 'resize': '--resize', 'batch_size': '--batch-size',
              'num_examples': '--num-examples', 'seed': '--seed', 'optimizer': '--optimizer',
+             'schedule': '--schedule',
              'epochs': '--epochs', 'lr': '--lr', 'data_dir': '--data-dir'}
 _APPLIED = {'epochs': 'training to {new} epochs (the run was started for {old})',
             'lr': 'learning rate {new} from --lr (the checkpoint had {old})',
@@ -174,7 +198,11 @@ def _resolve_run(given, resume, meta, log):
     run['variant'] = run['variant'] or 'd2l'
     run['model_kwargs'] = dict(run['model_kwargs'] or {})
     run['dataset'] = run['dataset'] or 'fashion-mnist'
-    run['optimizer'] = run['optimizer'] or 'sgd'
+    run['optimizer'] = run['optimizer'] or chapter.get('optimizer', 'sgd')
+    if run['schedule'] is None:  # the recipe's with its optimizer, else the optimizer's own
+        same = run['optimizer'] == chapter.get('optimizer', 'sgd')
+        run['schedule'] = (same and chapter.get('schedule')) or \
+            OPTIMIZERS.get(run['optimizer'], (None, None, 'none'))[2]
     for key in ('epochs', 'lr', 'batch_size'):
         run[key] = chapter[key] if run[key] is None else run[key]
     if given['resize'] is None and 'resize' not in recorded:
@@ -183,8 +211,8 @@ def _resolve_run(given, resume, meta, log):
 
 
 def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_size=None,
-        resize=None, data_dir=None, ctx=None, seed=None, optimizer=None, num_examples=None,
-        checkpoint=None, resume=None, hybridize=True, progress=None, kvstore=None, callbacks=(),
+        resize=None, data_dir=None, ctx=None, seed=None, optimizer=None, schedule=None,
+        num_examples=None, checkpoint=None, resume=None, hybridize=True, progress=None, kvstore=None, callbacks=(),
         model_kwargs=None, outputs=None, log=print):
     """Train a model the way its chapter does, with the chapter's defaults.
 
@@ -208,10 +236,14 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
     seed : int, optional
         Seeds initialization, shuffling and dropout: a fixed seed gives the
         same run again (on CPU), also across ``resume``.
-    optimizer : str, default 'sgd'
+    optimizer : str, optional
         A name of ``OPTIMIZERS``: 'sgd' is the chapters'; 'momentum' adds
-        momentum 0.9, weight decay 5e-4 and lr / 10 when test accuracy stops
-        improving.
+        momentum 0.9 and weight decay 5e-4. Default: the recipe's, else 'sgd'.
+    schedule : str, optional
+        A name of ``SCHEDULES``: 'none', 'plateau' (lr / 10 when test accuracy
+        stops improving) or 'cosine' (decay over ``epochs``). Default: the
+        recipe's with the recipe's optimizer, else the optimizer's own
+        ('plateau' for 'momentum').
     num_examples : int, optional
         Train on a seeded subset of this many examples (quick runs).
     kvstore : str or ParallelContext, optional
@@ -249,6 +281,7 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
     meta = load_checkpoint(resume) if resume else None  # the settings, before anything is built
     given = dict(model=model, variant=variant, dataset=dataset, epochs=epochs, lr=lr,
                  batch_size=batch_size, resize=resize, seed=seed, optimizer=optimizer,
+                 schedule=schedule,
                  num_examples=num_examples, model_kwargs=model_kwargs,
                  data_dir=os.path.abspath(os.path.expanduser(data_dir)) if data_dir else None)
     run = _resolve_run(given, resume, meta, log)
@@ -261,6 +294,9 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
     if run['optimizer'] not in OPTIMIZERS:
         raise ValueError(f'unknown optimizer {run["optimizer"]!r}: choose one of '
                          f'{", ".join(OPTIMIZERS)}')
+    if run['schedule'] not in SCHEDULES:
+        raise ValueError(f'unknown schedule {run["schedule"]!r}: choose one of '
+                         f'{", ".join(SCHEDULES)}')
     check_lr(lr)
     build_model(model, variant, **run['model_kwargs'])  # a bad option fails before the data
     ctxs = resolve_ctx(ctx)
@@ -283,8 +319,10 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
     net.initialize(init.Xavier(), ctx=ctxs)
     trainer = make_trainer(net, lr, run['optimizer'], parallel)
     callbacks = list(callbacks)
-    if run['optimizer'] == 'momentum':
+    if run['schedule'] == 'plateau':
         callbacks.append(ReduceLROnPlateau())
+    elif run['schedule'] == 'cosine':
+        callbacks.append(CosineSchedule(lr, epochs))
 
     history, start_epoch = [], 0
     if resume:
