@@ -29,7 +29,7 @@ SMALL = {
     # 67x67 is the smallest input AlexNet takes (the notebook computes it with
     # layer_shapes); two batches of 128 are enough to exercise the loop.
     'alexnet.ipynb': dict(NUM_EPOCHS=1, NUM_TRAIN_EXAMPLES=256, NUM_TEST_EXAMPLES=256,
-                          RESIZE=67),
+                          PROBE_IMAGES=16),
 }
 
 

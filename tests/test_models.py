@@ -31,15 +31,24 @@ CHAPTER_SHAPES = {
                               ('dense0', (1, 4096)), ('dropout0', (1, 4096)),
                               ('dense1', (1, 4096)), ('dropout1', (1, 4096)),
                               ('dense2', (1, 1000))],
+    # the AlexNet chapter's exercise: AlexNet's design on the 28x28 images themselves
+    ('alexnet', 'small'): [('conv0', (1, 32, 28, 28)), ('pool0', (1, 32, 14, 14)),
+                           ('conv1', (1, 64, 14, 14)), ('pool1', (1, 64, 7, 7)),
+                           ('conv2', (1, 128, 7, 7)), ('conv3', (1, 128, 7, 7)),
+                           ('conv4', (1, 64, 7, 7)), ('pool2', (1, 64, 3, 3)),
+                           ('dense0', (1, 512)), ('dropout0', (1, 512)),
+                           ('dense1', (1, 512)), ('dropout1', (1, 512)), ('dense2', (1, 10))],
 }
 INPUTS = {'d2l': (1, 1, 28, 28), 'gluon': (1, 1, 28, 28), 'lenet5': (1, 1, 32, 32)}
 PARAMS = {('lenet', 'd2l'): 61706, ('lenet', 'gluon'): 44426, ('lenet', 'lenet5'): 61706,
-          ('alexnet', 'd2l'): 46764746, ('alexnet', 'imagenet'): 62378344}
+          ('alexnet', 'd2l'): 46764746, ('alexnet', 'imagenet'): 62378344,
+          ('alexnet', 'small'): 877258}
 
 
 def _input(model, variant):
     if model == 'alexnet':
-        return (1, 3 if variant == 'imagenet' else 1, 224, 224)
+        return {'imagenet': (1, 3, 224, 224), 'small': (1, 1, 28, 28)}.get(variant,
+                                                                          (1, 1, 224, 224))
     return INPUTS[variant]
 
 
@@ -92,6 +101,22 @@ def test_exercise_overrides_change_the_layers():
     assert [c._channels for c in convs] == [8, 16, 32]
     assert all(c._kwargs['kernel'] == (3, 3) and c.act._act_type == 'relu' for c in convs)
     assert type(net.features[1]).__name__ == 'MaxPool2D'
+
+
+def test_small_alexnet_keeps_alexnets_design():
+    net = alexnet('small')
+    assert net.input_shape == (1, 28, 28)
+    layers = leaves(net)
+    kinds = [type(layer).__name__ for layer in layers]
+    assert kinds.count('Conv2D') == 5 and kinds.count('Dense') == 3
+    assert kinds.count('MaxPool2D') == 3 and kinds.count('Dropout') == 2
+    assert all(layer.act._act_type == 'relu' for layer in layers
+               if type(layer).__name__ in ('Conv2D', 'Dense') and layer is not layers[-1])
+    assert all(layer._rate == 0.5 for layer in layers if type(layer).__name__ == 'Dropout')
+    # the architecture is arguments, so the exercise can be varied without a copy
+    wider = alexnet('small', dense=(1024, 1024), pool=(3, 2))
+    assert layer_shapes(wider, (1, 1, 28, 28))[1] == ('pool0', (1, 32, 13, 13))
+    assert count_parameters(wider) > count_parameters(net)
 
 
 def test_hybridized_net_gives_the_same_output():

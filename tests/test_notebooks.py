@@ -117,14 +117,15 @@ def test_alexnet_runs(alexnet_nb):
     assert 'dense2 output shape: (1, 10)' in shapes
     assert '46,764,746' in _text(_tagged(alexnet_nb, 'parameters-table')[0])
     assert 'smallest input AlexNet takes: 67x67' in text
-    assert 'epoch 1, loss' in _text(_tagged(alexnet_nb, 'train')[0])
     speed = _text(_tagged(alexnet_nb, 'speed')[0])
-    if num_gpus():  # the kernel runs on this machine: the same GPUs
-        assert "trains in the chapter's setting" in speed, speed
-    else:
-        assert re.match(r'AlexNet at 224x224 trains at about \d+ images/s on this CPU',
-                        speed), speed
+    device = 'GPU' if num_gpus() else 'CPU'  # the kernel runs on this machine
+    assert re.match(rf'AlexNet at 224x224 trains at about [\d.]+ images/s on this {device}',
+                    speed), speed
+    small = _text(_tagged(alexnet_nb, 'small-shapes')[0])
+    assert 'pool2 output shape: (1, 64, 3, 3)' in small and '877,258' in small
+    assert 'fewer multiply-adds per image' in small
+    assert 'epoch 1, loss' in _text(_tagged(alexnet_nb, 'train')[0])
     assert 'test acc' in _text(_tagged(alexnet_nb, 'curve')[0])
-    for tag in ('parameters-table', 'samples', 'curve'):
+    assert 'shown are right' in _text(_tagged(alexnet_nb, 'predictions')[0])
+    for tag in ('parameters-table', 'samples', 'curve', 'predictions'):
         assert all(_images(c) for c in _tagged(alexnet_nb, tag)), f'no picture in the {tag!r} cell'
-

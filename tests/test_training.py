@@ -183,6 +183,19 @@ def test_alexnet_few_steps_on_small_input_lower_the_loss():
     assert all(b < a for a, b in zip(losses, losses[1:])) and losses[-1] < losses[0] - 0.1, losses
 
 
+def test_small_alexnet_trains_with_its_own_recipe(fashion_mnist_dir):
+    seen = []
+
+    def watch(record, trainer):  # runs before the schedule sets the next epoch's rate
+        seen.append((trainer.learning_rate, trainer._optimizer.momentum, trainer._optimizer.wd))
+    net, history = fit('alexnet', 'small', epochs=2, num_examples=1024, seed=0, ctx=mx.cpu(),
+                       data_dir=fashion_mnist_dir, callbacks=[watch], log=lambda *a: None)
+    assert len(history) == 2
+    assert net.features[8].weight.shape == (512, 64 * 3 * 3)  # fed 28x28, not resized
+    # momentum SGD with weight decay, cosine decay over the epochs asked for
+    assert seen == [(0.05, 0.9, 5e-4), (pytest.approx(0.025), 0.9, 5e-4)]
+
+
 def test_predict_returns_images_labels_and_the_nets_argmax():
     train_iter, test_iter = _toy_data()
     net, trainer = _lenet_and_trainer(activation='relu', pool='max', lr=0.1)
