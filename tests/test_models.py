@@ -32,17 +32,17 @@ CHAPTER_SHAPES = {
                               ('dense1', (1, 4096)), ('dropout1', (1, 4096)),
                               ('dense2', (1, 1000))],
     # the AlexNet chapter's exercise: AlexNet's design on the 28x28 images themselves
-    ('alexnet', 'small'): [('conv0', (1, 32, 28, 28)), ('pool0', (1, 32, 14, 14)),
-                           ('conv1', (1, 64, 14, 14)), ('pool1', (1, 64, 7, 7)),
-                           ('conv2', (1, 128, 7, 7)), ('conv3', (1, 128, 7, 7)),
-                           ('conv4', (1, 64, 7, 7)), ('pool2', (1, 64, 3, 3)),
+    ('alexnet', 'small'): [('conv0', (1, 32, 28, 28)), ('pool0', (1, 32, 13, 13)),
+                           ('conv1', (1, 64, 13, 13)), ('pool1', (1, 64, 6, 6)),
+                           ('conv2', (1, 128, 6, 6)), ('conv3', (1, 128, 6, 6)),
+                           ('conv4', (1, 64, 6, 6)), ('pool2', (1, 64, 2, 2)),
                            ('dense0', (1, 512)), ('dropout0', (1, 512)),
                            ('dense1', (1, 512)), ('dropout1', (1, 512)), ('dense2', (1, 10))],
 }
 INPUTS = {'d2l': (1, 1, 28, 28), 'gluon': (1, 1, 28, 28), 'lenet5': (1, 1, 32, 32)}
 PARAMS = {('lenet', 'd2l'): 61706, ('lenet', 'gluon'): 44426, ('lenet', 'lenet5'): 61706,
           ('alexnet', 'd2l'): 46764746, ('alexnet', 'imagenet'): 62378344,
-          ('alexnet', 'small'): 877258}
+          ('alexnet', 'small'): 713418}
 
 
 def _input(model, variant):
@@ -114,8 +114,8 @@ def test_small_alexnet_keeps_alexnets_design():
                if type(layer).__name__ in ('Conv2D', 'Dense') and layer is not layers[-1])
     assert all(layer._rate == 0.5 for layer in layers if type(layer).__name__ == 'Dropout')
     # the architecture is arguments, so the exercise can be varied without a copy
-    wider = alexnet('small', dense=(1024, 1024), pool=(3, 2))
-    assert layer_shapes(wider, (1, 1, 28, 28))[1] == ('pool0', (1, 32, 13, 13))
+    wider = alexnet('small', dense=(1024, 1024), pool=(2, 2))
+    assert layer_shapes(wider, (1, 1, 28, 28))[1] == ('pool0', (1, 32, 14, 14))
     assert count_parameters(wider) > count_parameters(net)
 
 
