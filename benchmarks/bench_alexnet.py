@@ -1,4 +1,4 @@
-"""AlexNet (d2l variant, 1x224x224) training-step speed on a CPU: d2l's pipeline vs gluon_classics's.
+"""AlexNet (d2l, 1x224x224) training-step speed on a CPU: d2l's pipeline vs gluon_classics's.
 
     python benchmarks/bench_alexnet.py [--data-dir DIR] [--steps 3] [--batch-size 128]
                                        [--resize 224] [--threads N] [--peers d2l,ours,bf16]

@@ -183,6 +183,7 @@ def test_alexnet_few_steps_on_small_input_lower_the_loss():
     assert all(b < a for a, b in zip(losses, losses[1:])) and losses[-1] < losses[0] - 0.1, losses
 
 
+@pytest.mark.filterwarnings('ignore:test accuracy')  # 16 steps: the recipe, not the result
 def test_small_alexnet_trains_with_its_own_recipe(fashion_mnist_dir):
     seen = []
 

@@ -212,8 +212,8 @@ def _resolve_run(given, resume, meta, log):
 
 def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_size=None,
         resize=None, data_dir=None, ctx=None, seed=None, optimizer=None, schedule=None,
-        num_examples=None, checkpoint=None, resume=None, hybridize=True, progress=None, kvstore=None, callbacks=(),
-        model_kwargs=None, outputs=None, log=print):
+        num_examples=None, checkpoint=None, resume=None, hybridize=True, progress=None,
+        kvstore=None, callbacks=(), model_kwargs=None, outputs=None, log=print):
     """Train a model the way its chapter does, with the chapter's defaults.
 
     Parameters
@@ -342,7 +342,7 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
                         start_epoch=start_epoch, history=history, seed=seed,
                         checkpoint=checkpoint, callbacks=callbacks, progress=progress,
                         hybridize=hybridize, parallel=parallel, log=log, config=config)
-    _warn_if_chance(history, train_iter.num_classes, trainer.learning_rate)
+    _warn_if_chance(history, train_iter.num_classes, lr)  # the rate given, not the schedule's end
     return net, history
 
 
