@@ -1,12 +1,26 @@
-"""The oneDNN-shaped training graph computes the same loss, count and gradients."""
+"""The oneDNN-shaped training graph computes the same loss, count and gradients,
+and applies only where the net's forward is the chain of its layers."""
 import mxnet as mx
 import numpy as np
 import pytest
 from mxnet import autograd, init
+from mxnet.gluon import nn
 
 from gluon_classics import alexnet, lenet
+from gluon_classics.model_zoo import LeNet
+from gluon_classics.training import make_objective
 from gluon_classics.training.onednn import onednn_objective
 from gluon_classics.training.trainer import _Objective
+
+
+def _sequential():  # a user's own chain, not the zoo's class
+    net = nn.HybridSequential()
+    net.add(nn.Conv2D(6, 5, padding=2, activation='sigmoid'), nn.AvgPool2D(2, 2),
+            nn.Conv2D(16, 5, activation='relu'), nn.MaxPool2D(2, 2), nn.Dropout(0.0),
+            nn.Dense(120, activation='tanh'), nn.Dense(10))
+    net.input_shape = (1, 28, 28)
+    return net
+
 
 CASES = {
     'd2l': dict(variant='d2l'),
@@ -17,7 +31,19 @@ CASES = {
     'kernel 7': dict(kernel_size=7),
     'channels 6-16-16': dict(channels=(6, 16, 16)),
     'channels 3-5, no dense': dict(channels=(3, 5), dense_units=()),
+    'channels 1-16': dict(channels=(1, 16)),
+    'channels 1-1-9': dict(channels=(1, 1, 9)),
+    'channels 17-7': dict(channels=(17, 7)),
+    'HybridSequential': _sequential,
 }
+
+
+def _batch(net, n=32):
+    rng = np.random.default_rng(0)
+    size = net.input_shape[-1]
+    X = mx.nd.array(rng.random((n, 1, size, size)))
+    y = mx.nd.array(rng.integers(0, 10, n), dtype='int32')
+    return X, y
 
 
 def _grads(objective, net, X, y):
@@ -30,28 +56,109 @@ def _grads(objective, net, X, y):
         name: p.grad().asnumpy().copy() for name, p in net.collect_params().items()}
 
 
-@pytest.mark.parametrize('case', list(CASES))
-def test_same_loss_count_and_gradients(case):
-    mx.random.seed(0)
-    net = lenet(**CASES[case])
-    size = net.input_shape[-1]
-    net.initialize(init.Xavier())
-    rng = np.random.default_rng(0)
-    X = mx.nd.array(rng.random((32, 1, size, size)))
-    y = mx.nd.array(rng.integers(0, 10, 32), dtype='int32')
-    net(X)
-    fast = onednn_objective(net, [mx.cpu()])
-    assert fast is not None, 'the rewrite should apply to every LeNet'
-    plain = _Objective(net)
-    loss_a, count_a, grads_a = _grads(plain, net, X, y)
-    loss_b, count_b, grads_b = _grads(fast, net, X, y)
+def _assert_same(objective, net, X, y):
+    """``objective`` computes what the net's own (imperative) forward computes."""
+    loss_a, count_a, grads_a = _grads(_Objective(net), net, X, y)
+    loss_b, count_b, grads_b = _grads(objective, net, X, y)
     assert loss_b == pytest.approx(loss_a, rel=1e-5) and count_a == count_b
     assert grads_a.keys() == grads_b.keys()
     for name in grads_a:
         scale = np.abs(grads_a[name]).max() + 1e-12
         assert np.abs(grads_a[name] - grads_b[name]).max() / scale < 1e-4, name
-    # the Parameters keep the chapter's shapes
-    assert net.features[0].weight.shape[:2] == (net.features[0]._channels, 1)
+
+
+def _built(make):
+    mx.random.seed(0)
+    net = make()
+    net.initialize(init.Xavier())
+    X, y = _batch(net)
+    net(X)
+    return net, X, y
+
+
+@pytest.mark.parametrize('case', list(CASES))
+def test_same_loss_count_and_gradients(case):
+    spec = CASES[case]
+    net, X, y = _built(spec if callable(spec) else lambda: lenet(**spec))
+    fast = onednn_objective(net, [mx.cpu()])
+    assert fast is not None, 'the rewrite should apply to every LeNet'
+    _assert_same(fast, net, X, y)
+    # the Parameters keep the chapter's shapes, and the net is not hybridized behind its back
+    first = next(layer for layer in net._children.values() if isinstance(layer, nn.Conv2D)) \
+        if case == 'HybridSequential' else net.features[0]
+    assert first.weight.shape[:2] == (first._channels, 1)
+    assert not any(block._active for block in _blocks(net))
+
+
+def _blocks(block):
+    yield block
+    for child in block._children.values():
+        yield from _blocks(child)
+
+
+class ShiftedReLU(nn.HybridBlock):
+    """LeNet's layers, but the forward does more than chain them."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.input_shape = (1, 28, 28)
+        with self.name_scope():
+            self.features = nn.HybridSequential(prefix='')
+            self.features.add(nn.Conv2D(6, 5, padding=2, activation='sigmoid'),
+                              nn.AvgPool2D(2, 2), nn.Conv2D(16, 5, activation='sigmoid'))
+            self.output = nn.Dense(10)
+
+    def hybrid_forward(self, F, x):
+        return self.output(F.relu(self.features(x) - 0.5) * 3)
+
+
+class OutOfOrder(nn.HybridBlock):
+    """The dense layer registered before the convs it follows."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.input_shape = (1, 28, 28)
+        with self.name_scope():
+            self.output = nn.Dense(10)
+            self.pool = nn.MaxPool2D(2, 2)
+            self.conv = nn.Conv2D(6, 5, activation='relu')
+
+    def hybrid_forward(self, F, x):
+        return self.output(self.pool(self.conv(x)))
+
+
+class DeeperLeNet(LeNet):
+    """A zoo subclass with its own forward: its class no longer vouches for the chain."""
+
+    def hybrid_forward(self, F, x):
+        return self.output(F.tanh(self.features(x)))
+
+
+@pytest.mark.parametrize('make', [ShiftedReLU, OutOfOrder, DeeperLeNet],
+                         ids=lambda make: make.__name__)
+def test_other_forwards_train_on_their_own_function(make):
+    net, X, y = _built(make)
+    assert onednn_objective(net, [mx.cpu()]) is None
+    objective = make_objective(net, [mx.cpu()])  # what train_ch5 trains on
+    _assert_same(objective, net, X, y)
+    assert not any(block._active for block in _blocks(net))
+
+
+def test_zoo_subclass_keeping_the_forward_is_rewritten():
+    class Wider(LeNet):
+        pass
+    net, X, y = _built(lambda: Wider(channels=(8, 16)))
+    _assert_same(onednn_objective(net, [mx.cpu()]), net, X, y)
+
+
+def test_hooks_and_patched_forwards_are_left_alone():
+    net, X, y = _built(lenet)
+    net.features[2].register_forward_hook(lambda block, inputs, output: None)
+    assert onednn_objective(net, [mx.cpu()]) is None
+    net, X, y = _built(lenet)
+    net.hybrid_forward = lambda F, x: net.output(net.features(x) * 2)
+    assert onednn_objective(net, [mx.cpu()]) is None
+    _assert_same(make_objective(net, [mx.cpu()]), net, X, y)
 
 
 def test_alexnet_is_left_alone():

@@ -68,6 +68,9 @@ class AlexNet(nn.HybridBlock):
                 self.features.add(nn.Dense(units, activation='relu'), nn.Dropout(dropout))
             self.output = nn.Dense(num_classes)
 
+    # The forward is this chain of children (training/onednn.py relies on it).
+    forward_chain = ('features', 'output')
+
     def hybrid_forward(self, F, x):
         return self.output(self.features(x))
 

@@ -1,11 +1,12 @@
 """The training graph of a conv chain, rewritten into shapes oneDNN runs fast.
 
-MXNet 1.9's CPU kernels come from oneDNN, whose fast (AVX2 jit) convolution
-and pooling kernels work on blocks of 8 channels. LeNet falls off them twice:
-its first conv has 1 input channel (the weight gradient drops to im2col +
-GEMM, which also stalls badly when a core is busy), and its 6-channel maps are
-not a multiple of 8 (conv, pooling and their gradients drop to reference
-kernels). Measured on a 2-core CPU that doubles the time of a training step.
+MXNet 1.9's CPU kernels come from oneDNN, whose fast (jit) convolution and
+pooling kernels work on blocks of 8 (AVX2) or 16 (AVX-512) channels. LeNet
+falls off them twice: its first conv has 1 input channel (the weight gradient
+drops to im2col + GEMM, which also stalls badly when a core is busy), and its
+6-channel maps are not a multiple of 8 (conv, pooling and their gradients drop
+to reference kernels). Measured on a 2-core CPU that doubles the time of a
+training step.
 
 This module computes the *same function* with friendlier shapes, from the
 net's own Parameters (nothing is copied, the chapter's model is unchanged):
@@ -20,42 +21,102 @@ net's own Parameters (nothing is copied, the chapter's model is unchanged):
 The padding blocks are graph constants, so they get no gradient and the
 Parameters keep the chapter's shapes: gradients equal the plain graph's up to
 float rounding (tests check the loss and every gradient).
+
+It applies only where the net's forward provably is the chain of its layers
+(:func:`chain_layers`); any other net trains on its own ``hybrid_forward``.
 """
 import mxnet as mx
+import numpy as np
 from mxnet import gluon
 from mxnet.gluon import nn
 
-from ..model_zoo import leaves
-
-__all__ = ['onednn_objective']
+__all__ = ['onednn_objective', 'chain_layers']
 
 _BLOCK = 8
+_SEQUENTIAL = (nn.Sequential, nn.HybridSequential)
+_LAYERS = (nn.Conv2D, nn.MaxPool2D, nn.AvgPool2D, nn.Dense, nn.Dropout)
 
 
 def _ceil8(c):
     return -(-c // _BLOCK) * _BLOCK
 
 
+def _hooked(block):
+    return bool(block._forward_hooks or block._forward_pre_hooks)
+
+
+def _declared_chain(block):
+    """The children names whose chain is ``block``'s forward, as its class says, or None.
+
+    Only a ``forward_chain`` declared by the class that defines the forward
+    counts: a subclass with its own forward (or an instance with a patched one)
+    gets None.
+    """
+    methods = {'__call__', 'forward', 'hybrid_forward'}
+    if methods & vars(block).keys():
+        return None
+    for cls in type(block).__mro__:
+        if methods & vars(cls).keys():
+            return vars(cls).get('forward_chain')
+    return None
+
+
+def chain_layers(net):
+    """The layers whose chain provably is ``net``'s forward, in order; else None.
+
+    Exact ``Sequential``/``HybridSequential`` containers run their children in
+    order; a class declaring ``forward_chain`` beside its forward (the zoo's
+    ``LeNet`` and ``AlexNet``: ``features`` then ``output``) runs those
+    children. The layers are Conv2D, pooling, Dense and Dropout of exactly
+    those types (a subclass may compute something else), without hooks.
+    """
+    if _hooked(net):
+        return None
+    if type(net) in _LAYERS:
+        act = getattr(net, 'act', None)
+        if act is not None and (type(act) is not nn.Activation or _hooked(act)):
+            return None
+        return [net]
+    if type(net) in _SEQUENTIAL:
+        parts = list(net._children.values())
+    else:
+        names = _declared_chain(net)
+        if names is None:
+            return None
+        parts = [net._children.get(name) for name in names]
+    layers = []
+    for part in parts:
+        sub = chain_layers(part) if part is not None else None
+        if sub is None:
+            return None
+        layers += sub
+    return layers
+
+
 def _supported(layers):
     for layer in layers:
+        if any(np.dtype(p.dtype) != np.float32 for p in layer.params.values()):
+            return False
         if isinstance(layer, nn.Conv2D):
             kw = layer._kwargs
             if kw['num_group'] != 1 or kw['dilate'] != (1, 1) or kw['layout'] != 'NCHW':
                 return False
-        elif not isinstance(layer, (nn.MaxPool2D, nn.AvgPool2D, nn.Dense, nn.Dropout)):
+        elif isinstance(layer, (nn.MaxPool2D, nn.AvgPool2D)) and layer._kwargs['layout'] != 'NCHW':
             return False
     return any(isinstance(layer, nn.Conv2D) for layer in layers)
 
 
-def _act(F, h, layer):
-    return F.Activation(h, act_type=layer.act._act_type) if layer.act is not None else h
+def _act_type(layer):
+    return layer.act._act_type if layer.act is not None else None
 
 
 def _conv_plan(layer, zero_maps_in):
     """How to compute ``layer``: its rewritten kernel, padding and zero blocks."""
     out, cin, kh, kw = layer.weight.shape
-    plan = dict(layer._kwargs, zero_in=zero_maps_in, shifts=0, zero_out=_ceil8(out) - out)
-    if cin == 1 and kh == kw and plan['stride'] == (1, 1) and kh > 1:
+    plan = dict(layer._kwargs, zero_in=zero_maps_in, shifts=0, zero_out=_ceil8(out) - out,
+                act=_act_type(layer), channels=out)
+    # The shift trick needs a true 1-channel input, not 1 map followed by zero maps.
+    if cin == 1 and not zero_maps_in and kh == kw and plan['stride'] == (1, 1) and kh > 1:
         plan.update(shifts=kh, kernel=(kh, 1), pad=(plan['pad'][0], 0), shift_pad=plan['pad'][1])
         cin = _ceil8(kh)  # the shifted copies, padded to a block
     plan['weight_tail'] = (cin + zero_maps_in,) + plan['kernel']
@@ -64,22 +125,38 @@ def _conv_plan(layer, zero_maps_in):
 
 
 class _OneDNNObjective(gluon.HybridBlock):
-    """Summed softmax cross-entropy and correct count of ``net``, in oneDNN's shapes."""
+    """Summed softmax cross-entropy and correct count of a layer chain, in oneDNN's shapes.
 
-    def __init__(self, net, layers):
+    The net is not a child: only its Parameters are registered (as this graph's
+    inputs), so hybridizing this graph leaves the user's net as it was.
+    """
+
+    def __init__(self, layers):
         super().__init__(prefix='onednn_')
-        self.net = net  # a child: its Parameters are the graph's inputs
-        self._plans, zero_maps = {}, 0
+        self._ops, zero_maps = [], 0  # what each layer computes; no Blocks kept
         for i, layer in enumerate(layers):
             if isinstance(layer, nn.Conv2D):
-                self._plans[i] = _conv_plan(layer, zero_maps)
-                zero_maps = self._plans[i]['zero_out']
-            elif isinstance(layer, nn.Dense):
+                op = dict(_conv_plan(layer, zero_maps), op='conv')
+                zero_maps = op['zero_out']
+            elif isinstance(layer, (nn.MaxPool2D, nn.AvgPool2D)):
+                op = dict(op='pool', kwargs=layer._kwargs)
+            elif isinstance(layer, nn.Dropout):
+                op = dict(op='dropout', p=layer._rate, axes=layer._axes)
+            else:
+                op = dict(op='dense', units=layer._units, flatten=layer._flatten,
+                          act=_act_type(layer))
                 zero_maps = 0  # sliced away before it
+            self._ops.append(op)
             for kind in ('weight', 'bias'):  # registered by name for hybrid_forward
                 param = getattr(layer, kind, None)
                 if param is not None:
                     setattr(self, f'{kind}{i}', param)
+                    self.params.update({param.name: param})  # what the cached graph reads
+
+    @property
+    def rewritten(self):
+        """Whether some layer is computed in other shapes than the plain graph's."""
+        return any(op.get('shifts') or op.get('zero_out') for op in self._ops)
 
     def hybrid_forward(self, F, x, y, **params):
         if not mx.util.is_np_array():
@@ -91,21 +168,22 @@ class _OneDNNObjective(gluon.HybridBlock):
 
     def _graph(self, F, x, y, params):
         h, channels, zero_maps = x, None, 0  # zero_maps: padding maps after the real ones
-        for i, layer in enumerate(leaves(self.net)):
+        for i, op in enumerate(self._ops):
             weight, bias = params.get(f'weight{i}'), params.get(f'bias{i}')
-            if isinstance(layer, nn.Conv2D):
-                h = _act(F, self._conv(F, h, weight, bias, self._plans[i]), layer)
-                channels, zero_maps = layer._channels, self._plans[i]['zero_out']
-            elif isinstance(layer, (nn.MaxPool2D, nn.AvgPool2D)):
-                h = F.Pooling(h, **layer._kwargs)
-            elif isinstance(layer, nn.Dropout):
-                h = F.Dropout(h, p=layer._rate, axes=layer._axes)
-            else:  # Dense
+            if op['op'] == 'conv':
+                h = self._conv(F, h, weight, bias, op)
+                channels, zero_maps = op['channels'], op['zero_out']
+            elif op['op'] == 'pool':
+                h = F.Pooling(h, **op['kwargs'])
+            elif op['op'] == 'dropout':
+                h = F.Dropout(h, p=op['p'], axes=op['axes'])
+            else:
                 if zero_maps:
                     h, zero_maps = F.slice_axis(h, axis=1, begin=0, end=channels), 0
-                h = F.FullyConnected(h, weight, bias, num_hidden=layer._units,
-                                     flatten=layer._flatten, no_bias=bias is None)
-                h = _act(F, h, layer)
+                h = F.FullyConnected(h, weight, bias, num_hidden=op['units'],
+                                     flatten=op['flatten'], no_bias=bias is None)
+            if op.get('act'):
+                h = F.Activation(h, act_type=op['act'])
         if zero_maps:
             h = F.slice_axis(h, axis=1, begin=0, end=channels)
         y = F.cast(y, 'float32')
@@ -114,7 +192,7 @@ class _OneDNNObjective(gluon.HybridBlock):
 
     @staticmethod
     def _conv(F, h, weight, bias, plan):
-        k, out = plan['shifts'], plan['num_filter'] - plan['zero_out']
+        k, out = plan['shifts'], plan['channels']
         if k:  # k horizontal shifts of the image as channels, then a (k, 1) conv
             eye = F.concat(F.reshape(F.eye(k), (k, 1, 1, k)),
                            F.zeros((_ceil8(k) - k, 1, 1, k)), dim=0)
@@ -137,20 +215,20 @@ class _OneDNNObjective(gluon.HybridBlock):
 def onednn_objective(net, ctxs):
     """The rewritten training graph for ``net``, or None where it does not apply.
 
-    It applies on CPU contexts with oneDNN, to nets that are a chain of
-    Conv2D, pooling, Dense and Dropout layers (LeNet in all its variants and
-    overrides, AlexNet), and only where some layer needs it.
+    It applies on CPU contexts with oneDNN, to nets whose forward is a chain of
+    Conv2D, pooling, Dense and Dropout layers (:func:`chain_layers`: LeNet in
+    all its variants and overrides, AlexNet, Sequential chains), and only where
+    some layer needs it. The net itself is neither changed nor hybridized.
     """
     if not all(c.device_type == 'cpu' for c in ctxs):
         return None
     if not mx.runtime.Features().is_enabled('MKLDNN'):
         return None
-    layers = leaves(net)
-    if not _supported(layers):
+    layers = chain_layers(net)
+    if layers is None or not _supported(layers):
         return None
-    objective = _OneDNNObjective(net, layers)
-    plans = objective._plans.values()
-    if not any(p['shifts'] or p['zero_out'] for p in plans):
+    objective = _OneDNNObjective(layers)
+    if not objective.rewritten:
         return None  # AlexNet and friends: already in oneDNN's shapes
     objective.hybridize(static_alloc=True, static_shape=True)
     return objective

@@ -85,6 +85,14 @@ class _Objective(gluon.HybridBlock):
             return self.loss(y_hat, y).sum(), hits.astype('float32').sum()
         return F.sum(self.loss(y_hat, y)), F.sum(F.argmax(y_hat, axis=1) == y)
 
+    def hybridize(self, active=True, **kwargs):
+        # This graph only: the user's net keeps its own mode (and cached graph).
+        children, self._children = self._children, {}
+        try:
+            super().hybridize(active, **kwargs)
+        finally:
+            self._children = children
+
 
 def _objective(net, hybridize, ctxs):
     """The training graph, built at the first batch (deferred shapes are known then)."""
