@@ -347,6 +347,19 @@ def test_batches_len_and_last_partial_batch():
     np.testing.assert_array_equal(labels, seen % 10)  # labels follow their images
 
 
+def test_shuffled_batches_gathered_in_chunks_equal_the_images():
+    # 16 MiB of floats per gather: 334 batches of 16, so 6000 images take two gathers
+    n, b = 6000, 16
+    images = indexed_images(n)[:, None]
+    loader = ArrayLoader(images, np.arange(n) % 10, b, shuffle=True, shuffle_seed=5, ctx=CPU)
+    order = epoch_permutation(n, 5, 0)
+    batches = list(loader)
+    assert [X.shape[0] for X, _ in batches] == [b] * (n // b)
+    X = np.concatenate([X.asnumpy() for X, _ in batches])
+    np.testing.assert_array_equal(X, images[order].astype(np.float32) / 255)
+    np.testing.assert_array_equal(np.concatenate([y.asnumpy() for _, y in batches]), order % 10)
+
+
 def test_test_order_is_unshuffled_and_reiterable():
     loader = make_loader(50, 16)
     for _ in range(2):

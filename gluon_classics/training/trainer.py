@@ -396,8 +396,14 @@ def _train_epoch(net, objective, train_iter, trainer, ctxs, epoch, progress, par
     n, num_batches = 0, len(train_iter) if hasattr(train_iter, '__len__') else None
     check_every = max(1, (num_batches or 100) // 10)
     bar = _progress_bar(progress, num_batches, epoch)
+    pending = [[] for _ in ctxs]  # (loss, count) outputs since the last check
 
     def running_loss():
+        for k, outs in enumerate(pending):  # one add_n per check, not two adds per batch
+            if outs:
+                loss_sum[k] = nd.add_n(loss_sum[k], *(l for l, _ in outs))
+                correct[k] = nd.add_n(correct[k], *(c for _, c in outs))
+                outs.clear()
         value = sum(s.asscalar() for s in loss_sum) / max(n, 1)
         if not math.isfinite(value):
             lr = trainer.learning_rate
@@ -417,8 +423,7 @@ def _train_epoch(net, objective, train_iter, trainer, ctxs, epoch, progress, par
                 l.backward()
             trainer.step(X.shape[0])
             for k, (l, c) in enumerate(outs):
-                loss_sum[k] += _legacy(l)
-                correct[k] += _legacy(c)
+                pending[k].append((_legacy(l), _legacy(c)))
             n += X.shape[0]
             if (i + 1) % check_every == 0:
                 value = running_loss()
