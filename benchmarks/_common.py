@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 __all__ = ['DEFAULT_DATA_DIR', 'read_fashion_mnist', 'emit', 'run_peer', 'summarize',
-           'format_table', 'wall_examples_per_sec']
+           'format_table', 'wall_examples_per_sec', 'machine_lines']
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -111,3 +111,60 @@ def format_table(rows, headers):
     line = lambda r: '  '.join(str(c).rjust(w) if i else str(c).ljust(w)  # noqa: E731
                                for i, (c, w) in enumerate(zip(r, widths)))
     return '\n'.join([line(headers), line(['-' * w for w in widths])] + [line(r) for r in rows])
+
+
+# Each runtime is asked in its own process: MXNet and PyTorch bring different OpenMP runtimes.
+_MXNET_PROBE = """
+import os, mxnet as mx
+x = mx.nd.ones((1, 8, 8, 8)); w = mx.nd.ones((8, 8, 3, 3))
+mx.nd.Convolution(x, w, kernel=(3, 3), num_filter=8, no_bias=True).wait_to_read()
+print('MXNET_VERSION', mx.__version__)
+"""
+_TORCH_PROBE = """
+import re, torch
+config = torch.__config__.show()
+dnnl = re.search(r'MKL-DNN (v[\\d.]+)', config)
+isa = re.search(r'CPU capability usage: (\\S+)', config)
+print('TORCH', torch.__version__, dnnl.group(1) if dnnl else '?', isa.group(1) if isa else '?')
+"""
+
+
+def _probe(code, env=None):
+    try:
+        out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                             timeout=120, env=dict(os.environ, **(env or {})))
+        return out.stdout + out.stderr
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return str(err)
+
+
+def machine_lines():
+    """Lines naming the CPU, its ISA and the MXNet/PyTorch/oneDNN versions that ran."""
+    import platform
+    import re
+    model, flags = platform.processor() or '?', set()
+    try:
+        with open('/proc/cpuinfo') as f:
+            info = f.read()
+        model = re.search(r'model name\s*:\s*(.*)', info).group(1).strip()
+        flags = set(re.search(r'flags\s*:\s*(.*)', info).group(1).split())
+    except (OSError, AttributeError):
+        pass
+    yes = lambda *names: 'yes' if all(n in flags for n in names) else 'no'  # noqa: E731
+    avx512 = yes('avx512f')
+    if avx512 == 'yes':
+        parts = ('avx512f', 'avx512bw', 'avx512vl', 'avx512_vnni')
+        avx512 += ' (' + '/'.join(n[6:].lstrip('_') for n in parts if n in flags) + ')'
+    lines = [f'CPU: {model}, {os.cpu_count()} logical CPUs; AVX2 {yes("avx2")}, '
+             f'AVX-512 {avx512}, AVX512_BF16 {yes("avx512_bf16")}, AMX {yes("amx_tile")}']
+    mx_out = _probe(_MXNET_PROBE, {'DNNL_VERBOSE': '1', 'MKLDNN_VERBOSE': '1'})
+    version = re.search(r'MXNET_VERSION (\S+)', mx_out)
+    dnnl = re.search(r'oneDNN (v[\d.]+)', mx_out)
+    isa = re.search(r'info,cpu,isa:([^\n]*)', mx_out)
+    isa = isa.group(1).strip() if isa else '?'
+    lines.append(f'MXNet {version.group(1) if version else "not found"}, oneDNN '
+                 f'{dnnl.group(1) if dnnl else "?"} (its ISA: {isa})')
+    torch = re.search(r'TORCH (\S+) (\S+) (\S+)', _probe(_TORCH_PROBE))
+    lines.append(f'PyTorch {torch.group(1)}, oneDNN {torch.group(2)} (CPU capability: '
+                 f'{torch.group(3)})' if torch else 'PyTorch: not installed')
+    return lines

@@ -1,31 +1,41 @@
 """LeNet training speed on Fashion-MNIST: d2l vs PyTorch vs gluon_classics, in one run.
 
     python benchmarks/bench_lenet.py [--data-dir DIR] [--epochs 10] [--repeats 1]
-                                     [--threads N] [--peers d2l,torch,ours]
+                                     [--threads N] [--peers d2l,torch,torch-compile,ours]
+                                     [--ab]
 
 Peers, all on the same data (the IDX files of ``--data-dir``), the same LeNet
 (d2l variant: sigmoid, average pooling), Xavier init, softmax cross-entropy,
 plain SGD with lr 0.9, batch 256 and the same number of epochs:
 
-  d2l     d2l's ``train_ch6`` and ``load_data_fashion_mnist`` (MXNet edition, numpy
-          mode, per-image ToTensor in a 4-worker DataLoader): d2l_reference.py
-  torch   the same network and loop in PyTorch, batches from a uint8 tensor in
-          memory: torch_reference.py (left out, with a line, if torch is missing)
-  ours    gluon_classics: ``load_data_fashion_mnist`` + ``train_ch5``
+  d2l            ``d2l.mxnet.train_ch6`` itself (d2l 1.0.3, numpy mode, the book's
+                 ``nn.Sequential``), fed by a DataLoader built the book's way (per-image
+                 ToTensor, 4 workers) over the same arrays: d2l_peer.py. d2l's own
+                 ``load_data_fashion_mnist`` cannot be used offline: Gluon's FashionMNIST
+                 re-downloads any file whose SHA-1 is not the official one.
+  torch          eager PyTorch, the same network and loop, batches from a uint8 tensor in
+                 memory: torch_reference.py (left out, with a line, if torch is missing)
+  torch-compile  the same with ``torch.compile(net)`` (compiling is timed in epoch 1)
+  ours           gluon_classics: ``load_data_fashion_mnist`` + ``train_ch5`` (on CPUs
+                 the oneDNN-shaped training graph of training/onednn.py)
+  ours-plain     the same with the plain static graph (``--ab`` adds it): the A/B of
+                 the oneDNN-shaped graph, measured in the same run
 
 Each peer runs in its own process (d2l's numpy mode is process-wide; torch and
 MXNet bring different OpenMP runtimes), one after the other, in alternating
 order across repeats (d2l, torch, ours, then ours, torch, d2l, ...). Every
 process gets the same ``OMP_NUM_THREADS`` (``--threads``; default: the
-environment's, else 2).
+environment's, else 2). The header names the CPU, its ISA (AVX2, AVX-512,
+AVX512_BF16, AMX) and the MXNet, PyTorch and oneDNN versions.
 
 What is measured: training examples/s = all training examples of all epochs /
 the wall time of the epochs' training loops, data loading included, test
-evaluation excluded (d2l_reference.py and torch_reference.py time their loops;
-for ``ours`` it is train_ch5's ``examples_per_sec``, which is that figure). d2l's
-own printed figure times only its step (``Timer`` around the batch, not the
-loader), so it is shown too, but never used for the ratios. The first epoch
-(graph building, oneDNN primitive creation) is included for every peer.
+evaluation excluded (each peer's script times its loops; for ``ours`` it is
+train_ch5's ``examples_per_sec``, which is that figure). The first epoch
+(graph building, oneDNN primitive creation, torch.compile) is included for
+every peer; "after epoch 1" gives the same figure without it. d2l's own
+printed figure times only its step (``Timer`` inside the loop, not the
+loader), so it is shown too, but never used for the ratios.
 
 The CPU is shared: the load average is printed before and after; with other
 jobs on the two cores, OpenMP with 2 threads slows everything several-fold
@@ -33,8 +43,9 @@ jobs on the two cores, OpenMP with 2 threads slows everything several-fold
 
 Prints per-run ``BENCH_JSON`` lines, a table of min/median over repeats, with
 ``--repeats`` > 1 the final test accuracy of every seed (repeat r uses seed
-``--seed`` + r), and as the last line ``speedup_vs_d2l=X.XX speedup_vs_torch=Y.YY``
-(ratios of the median examples/s of ``ours``; ``n/a`` where a peer did not run).
+``--seed`` + r), and as the last line ``speedup_vs_d2l=X.XX speedup_vs_torch=Y.YY
+speedup_vs_torch_compile=Z.ZZ onednn_vs_plain=W.WW`` (ratios of the median
+examples/s of ``ours``; ``n/a`` where a peer did not run).
 """
 import argparse
 import json
@@ -47,12 +58,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
-from _common import (add_run_arguments, emit, format_table, run_peer,  # noqa: E402
-                     summarize, wall_examples_per_sec)
+from _common import (add_run_arguments, emit, format_table, machine_lines,  # noqa: E402
+                     run_peer, summarize, wall_examples_per_sec)
 
-PEERS = ('d2l', 'torch', 'ours')
-LABELS = {'d2l': 'd2l train_ch6 + DataLoader', 'torch': 'PyTorch, same loop',
-          'ours': 'gluon_classics train_ch5'}
+PEERS = ('d2l', 'torch', 'torch-compile', 'ours', 'ours-plain')
+LABELS = {'d2l': 'd2l.mxnet.train_ch6 + book DataLoader', 'torch': 'eager PyTorch, same loop',
+          'torch-compile': 'torch.compile PyTorch, same loop',
+          'ours': 'gluon_classics train_ch5', 'ours-plain': 'gluon_classics, plain graph'}
+OPTIONAL = ('torch-compile',)  # a failure to run is reported, not fatal
 
 
 # --------------------------------------------------------------------------------------
@@ -60,6 +73,9 @@ def run_mxnet_peer(args, peer):
     """Child process of peer 'ours': train and print BENCH_JSON lines."""
     from gluon_classics import lenet, load_data_fashion_mnist, mx, train_ch5
     from mxnet import gluon, init
+    if peer == 'ours-plain':  # the A/B: train_ch5 falls back to the plain static graph
+        from gluon_classics.training import onednn
+        onednn.onednn_objective = lambda net, ctxs: None
     ctx = mx.cpu()
     mx.random.seed(args.seed)
     train_iter, test_iter = load_data_fashion_mnist(args.batch_size, root=args.data_dir, ctx=ctx,
@@ -89,9 +105,11 @@ def _peer_argv(args, peer, seed):
     common = ['--data-dir', args.data_dir, '--epochs', str(args.epochs), '--lr', str(args.lr),
               '--batch-size', str(args.batch_size), '--seed', str(seed)]
     if peer == 'd2l':
-        return [os.path.join(HERE, 'd2l_reference.py')] + common
+        return [os.path.join(HERE, 'd2l_peer.py')] + common
     if peer == 'torch':
         return [os.path.join(HERE, 'torch_reference.py')] + common
+    if peer == 'torch-compile':
+        return [os.path.join(HERE, 'torch_reference.py'), '--compile'] + common
     return [os.path.abspath(__file__), '--child', peer] + common
 
 
@@ -108,15 +126,19 @@ def main(argv=None):
     ap.add_argument('--repeats', type=int, default=1)
     ap.add_argument('--threads', type=int, default=None,
                     help='OMP_NUM_THREADS of every peer (default: $OMP_NUM_THREADS, else 2)')
-    ap.add_argument('--peers', default='d2l,torch,ours',
+    ap.add_argument('--peers', default='d2l,torch,torch-compile,ours',
                     help=f'comma-separated, from {",".join(PEERS)}')
-    ap.add_argument('--child', choices=('ours',), help=argparse.SUPPRESS)
+    ap.add_argument('--ab', action='store_true',
+                    help='add ours-plain: the plain static graph against the oneDNN-shaped one')
+    ap.add_argument('--child', choices=('ours', 'ours-plain'), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.data_dir = os.path.abspath(os.path.expanduser(args.data_dir))
     if args.child:
         return run_mxnet_peer(args, args.child)
 
     peers = [p.strip() for p in args.peers.split(',') if p.strip()]
+    if args.ab and 'ours-plain' not in peers:
+        peers.append('ours-plain')
     unknown = set(peers) - set(PEERS)
     if unknown or not peers:
         ap.error(f'unknown peers {sorted(unknown)}: choose from {",".join(PEERS)}')
@@ -124,7 +146,10 @@ def main(argv=None):
     env = {'OMP_NUM_THREADS': threads}
     print(f'bench_lenet: {args.epochs} epochs x {args.repeats} repeats, batch {args.batch_size}, '
           f'lr {args.lr}, OMP_NUM_THREADS={threads}, data {args.data_dir}')
-    print(f'load average before: {_loadavg()} ({os.cpu_count()} CPUs)', flush=True)
+    for line in machine_lines():
+        print(line)
+    print(f'{time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}; load average before: '
+          f'{_loadavg()} ({os.cpu_count()} CPUs)', flush=True)
     runs = {p: [] for p in peers}
     skipped = {}
     for r in range(args.repeats):
@@ -133,7 +158,12 @@ def main(argv=None):
             if peer in skipped:
                 continue
             print(f'--- repeat {r + 1}/{args.repeats}: {peer} ({LABELS[peer]})', flush=True)
-            records = run_peer(_peer_argv(args, peer, args.seed + r), env=env)
+            try:
+                records = run_peer(_peer_argv(args, peer, args.seed + r), env=env)
+            except RuntimeError as err:
+                if peer not in OPTIONAL:
+                    raise
+                records = [dict(kind='skip', reason=str(err).strip().splitlines()[-1][:100])]
             if any(rec['kind'] == 'skip' for rec in records):
                 skipped[peer] = next(rec['reason'] for rec in records if rec['kind'] == 'skip')
                 continue
@@ -141,6 +171,7 @@ def main(argv=None):
             run = next(rec for rec in records if rec['kind'] == 'run')
             result = dict(peer=peer, repeat=r + 1, threads=threads,
                           examples_per_sec=wall_examples_per_sec(epochs),
+                          after_epoch1=wall_examples_per_sec(epochs[1:]) if epochs[1:] else None,
                           epoch_wall_s=statistics.mean(e['train_wall_s'] for e in epochs),
                           train_acc=epochs[-1]['train_acc'], test_acc=epochs[-1]['test_acc'],
                           loss=epochs[-1]['loss'], epochs=len(epochs))
@@ -153,7 +184,7 @@ def main(argv=None):
     rows, medians = [], {}
     for peer in peers:
         if peer in skipped:
-            rows.append([LABELS[peer], 'skipped: ' + skipped[peer]] + [''] * 5)
+            rows.append([LABELS[peer], 'skipped: ' + skipped[peer]] + [''] * 6)
             continue
         res = runs[peer]
         lo, med, _ = summarize([x['examples_per_sec'] for x in res])
@@ -165,14 +196,17 @@ def main(argv=None):
         if peer == 'd2l':
             o = summarize([x['d2l_own_examples_per_sec'] for x in res])
             own = f'{o[0]:.0f} / {o[1]:.0f}'
+        later = [x['after_epoch1'] for x in res if x['after_epoch1']]
+        later = '{:.0f} / {:.0f}'.format(*summarize(later)) if later else ''
         rows.append([LABELS[peer],
-                     f'{lo:.0f} / {med:.0f}', f'{wall[0]:.2f} / {wall[1]:.2f}',
+                     f'{lo:.0f} / {med:.0f}', later, f'{wall[0]:.2f} / {wall[1]:.2f}',
                      f'{train_acc[0]:.3f} / {train_acc[1]:.3f}',
                      f'{test_acc[0]:.3f} / {test_acc[1]:.3f}', own, str(len(res))])
     print()
     print(f'min / median over repeats; examples/s = training examples / training-loop wall time '
           f'(loading included, evaluation excluded); OMP_NUM_THREADS={threads}')
-    print(format_table(rows, ['peer', 'examples/s', 'epoch wall s', 'final train acc',
+    print(format_table(rows, ['peer', 'examples/s', 'after epoch 1', 'epoch wall s',
+                              'final train acc',
                               'final test acc', "d2l's own ex/s", 'runs']))
 
     if args.repeats > 1:
@@ -190,7 +224,13 @@ def main(argv=None):
         if 'ours' not in medians or other not in medians:
             return 'n/a'
         return f'{medians["ours"] / medians[other]:.2f}'
-    print(f'speedup_vs_d2l={ratio("d2l")} speedup_vs_torch={ratio("torch")}')
+    if 'ours' in medians and 'd2l' in medians:
+        diff = (statistics.mean(x['test_acc'] for x in runs['ours'])
+                - statistics.mean(x['test_acc'] for x in runs['d2l']))
+        print(f'mean final test accuracy, ours minus d2l: {100 * diff:+.1f} points')
+    print(f'speedup_vs_d2l={ratio("d2l")} speedup_vs_torch={ratio("torch")} '
+          f'speedup_vs_torch_compile={ratio("torch-compile")} '
+          f'onednn_vs_plain={ratio("ours-plain")}')
     return 0
 
 

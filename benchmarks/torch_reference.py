@@ -1,7 +1,11 @@
 """The same LeNet, initialization, hyper-parameters and loop in PyTorch (CPU): a peer of bench_lenet.py.
 
     python benchmarks/torch_reference.py [--data-dir DIR] [--epochs 10] [--lr 0.9]
-                                         [--batch-size 256] [--threads 2]
+                                         [--batch-size 256] [--threads 2] [--compile]
+
+Eager PyTorch by default; ``--compile`` trains through ``torch.compile(net)``
+(TorchInductor's C++ kernels; compiling happens in the first epoch and is timed
+with it, as graph building is for the MXNet peers; evaluation runs the eager net).
 
 d2l's PyTorch LeNet (sigmoid, average pooling, padded first conv), Xavier
 uniform weights and zero biases (MXNet's ``init.Xavier()`` and default bias
@@ -44,13 +48,15 @@ def main(argv=None):
     add_run_arguments(ap)
     ap.add_argument('--threads', type=int, default=None,
                     help='torch.set_num_threads (default: $OMP_NUM_THREADS, else 2)')
+    ap.add_argument('--compile', action='store_true', help='train through torch.compile(net)')
     args = ap.parse_args(argv)
+    peer = 'torch-compile' if args.compile else 'torch'
     try:
         import torch
         from torch import nn
     except ImportError:
         print('torch_reference: PyTorch is not installed, skipping (pip install torch)')
-        emit(kind='skip', peer='torch', reason='torch not installed')
+        emit(kind='skip', peer=peer, reason='torch not installed')
         return 0
 
     threads = args.threads or int(os.environ.get('OMP_NUM_THREADS') or 2)
@@ -67,11 +73,13 @@ def main(argv=None):
         if isinstance(m, (nn.Linear, nn.Conv2d)):
             nn.init.xavier_uniform_(m.weight)
             nn.init.zeros_(m.bias)
+    train_net = torch.compile(net) if args.compile else net
     optimizer = torch.optim.SGD(net.parameters(), lr=args.lr)
     loss = nn.CrossEntropyLoss()
     n, b = len(train_x), args.batch_size
     gen = torch.Generator().manual_seed(args.seed)
-    print(f'training on cpu, torch {torch.__version__}, {threads} threads', flush=True)
+    print(f'training on cpu, torch {torch.__version__}, {threads} threads, '
+          f'{"torch.compile" if args.compile else "eager"}', flush=True)
     start = time.time()
     for epoch in range(args.epochs):
         net.train()
@@ -83,7 +91,7 @@ def main(argv=None):
             X = train_x.index_select(0, idx).float().div_(255)
             y = train_y.index_select(0, idx)
             optimizer.zero_grad()
-            y_hat = net(X)
+            y_hat = train_net(X)
             l = loss(y_hat, y)
             l.backward()
             optimizer.step()
@@ -104,8 +112,8 @@ def main(argv=None):
                       examples_per_sec=n / train_wall)
         print(f'epoch {epoch + 1}, loss {train_loss:.4f}, train acc {train_acc:.3f}, '
               f'test acc {test_acc:.3f}, {n / train_wall:.0f} examples/s', flush=True)
-        emit(kind='epoch', peer='torch', **record)
-    emit(kind='run', peer='torch', total_s=time.time() - start, threads=threads,
+        emit(kind='epoch', peer=peer, **record)
+    emit(kind='run', peer=peer, total_s=time.time() - start, threads=threads,
          torch_version=torch.__version__)
     return 0
 

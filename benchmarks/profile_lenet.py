@@ -1,0 +1,139 @@
+"""Where an epoch of LeNet training goes: step, data, bookkeeping, evaluation.
+
+    python benchmarks/profile_lenet.py [--data-dir DIR] [--repeats 3] [--plain] [--operators]
+
+In one process, alternating, ``--repeats`` times (min / median printed):
+
+  step        the bare training step on one fixed batch (objective under
+              ``autograd.record``, ``backward``, ``trainer.step``), waited for
+  data        one pass of the loader alone (gather, cast, scale), waited for
+  epoch       train_ch5's training loop (``_train_epoch``): all of the above
+              plus the sums, the NaN checks and the Python between them
+  evaluation  ``evaluate_accuracy`` on the test set
+
+"outside the step" is the epoch's wall time less the bare step's time for as
+many batches. The main thread's CPU time per batch (``time.thread_time``,
+which other jobs on the machine do not inflate) is split by part, and
+``--operators`` adds MXNet's profiler table of one epoch (aggregate stats).
+``--plain`` uses the plain static graph instead of the oneDNN-shaped one.
+Threads: ``OMP_NUM_THREADS`` as set (MXNet's default is all cores).
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+from _common import DEFAULT_DATA_DIR, machine_lines  # noqa: E402
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--data-dir', default=DEFAULT_DATA_DIR)
+    ap.add_argument('--repeats', type=int, default=3)
+    ap.add_argument('--plain', action='store_true', help='the plain static graph')
+    ap.add_argument('--operators', action='store_true', help="MXNet profiler's operator table")
+    args = ap.parse_args(argv)
+    for line in machine_lines():
+        print(line)
+    print(f'{time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}, load average '
+          f'{" ".join(open("/proc/loadavg").read().split()[:3])}, '
+          f'OMP_NUM_THREADS={os.environ.get("OMP_NUM_THREADS", "unset")}', flush=True)
+
+    from gluon_classics import lenet, load_data_fashion_mnist, mx
+    from gluon_classics.training import trainer as loop
+    from mxnet import autograd, gluon, init, nd
+    if args.plain:
+        from gluon_classics.training import onednn
+        onednn.onednn_objective = lambda net, ctxs: None
+    ctx = mx.cpu()
+    mx.random.seed(0)
+    train_iter, test_iter = load_data_fashion_mnist(256, root=args.data_dir, ctx=ctx,
+                                                    shuffle_seed=0)
+    net = lenet()
+    net.initialize(init.Xavier(), ctx=ctx)
+    trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.9})
+    X, y = next(iter(train_iter))
+    with autograd.pause(train_mode=True):
+        net(X)
+    objective = loop.make_objective(net, [ctx])
+    batches = len(train_iter)
+    clock = time.thread_time
+
+    def step():
+        nd.waitall()
+        start, cpu = time.time(), [0.0] * 3
+        for _ in range(batches):
+            t0 = clock()
+            with autograd.record():
+                loss, _ = objective(X, y)
+            t1 = clock()
+            loss.backward()
+            t2 = clock()
+            trainer.step(X.shape[0])
+            t3 = clock()
+            cpu = [cpu[0] + t1 - t0, cpu[1] + t2 - t1, cpu[2] + t3 - t2]
+        nd.waitall()
+        return time.time() - start, cpu
+
+    def data():
+        nd.waitall()
+        start, cpu = time.time(), clock()
+        for _ in train_iter:
+            pass
+        nd.waitall()
+        return time.time() - start, clock() - cpu
+
+    def epoch():
+        start, cpu = time.time(), clock()
+        loop._train_epoch(net, objective, train_iter, trainer, [ctx], 1, False)
+        return time.time() - start, clock() - cpu
+
+    def evaluation():
+        start = time.time()
+        loop.evaluate_accuracy(test_iter, net, ctx)
+        return time.time() - start
+
+    epoch()  # warm-up: graph building, oneDNN primitives
+    walls = {k: [] for k in ('step', 'data', 'epoch', 'evaluation')}
+    cpu = {}
+    for _ in range(args.repeats):
+        wall, cpu['forward (push)'] = step()[0], None
+        walls['step'].append(wall)
+        walls['data'].append(data()[0])
+        walls['epoch'].append(epoch()[0])
+        walls['evaluation'].append(evaluation())
+    _, (fwd, bwd, upd) = step()
+    _, data_cpu = data()
+    _, epoch_cpu = epoch()
+    n = train_iter.num_examples
+    print(f'\n{batches} batches of 256 ({n} examples), wall seconds min / median over '
+          f'{args.repeats}, {"plain" if args.plain else "oneDNN-shaped"} graph:')
+    for name, values in walls.items():
+        lo, med = min(values), statistics.median(values)
+        rate = f'  ({n / med:,.0f} examples/s)' if name != 'evaluation' else ''
+        print(f'  {name:<11} {lo:6.2f} / {med:6.2f} s{rate}')
+    outside = statistics.median(walls['epoch']) - statistics.median(walls['step'])
+    print(f'  outside the step: {outside:.2f} s of the epoch '
+          f'({100 * outside / statistics.median(walls["epoch"]):.0f}%)')
+    print('main thread CPU time per batch (Python and operator pushing; the kernels run on '
+          "MXNet's engine threads):")
+    parts = {'objective call': fwd, 'backward call': bwd, 'trainer.step': upd,
+             'loader': data_cpu, 'whole epoch loop': epoch_cpu}
+    for name, seconds in parts.items():
+        print(f'  {name:<17} {1e6 * seconds / batches:5.0f} us')
+    if args.operators:
+        mx.profiler.set_config(profile_all=True, aggregate_stats=True,
+                               filename=os.devnull)
+        mx.profiler.set_state('run')
+        epoch()
+        mx.profiler.set_state('stop')
+        print(mx.profiler.dumps(reset=True))
+
+
+if __name__ == '__main__':
+    main()
