@@ -1,8 +1,7 @@
 """LeNet training speed on Fashion-MNIST: d2l vs PyTorch vs gluon_classics, in one run.
 
     python benchmarks/bench_lenet.py [--data-dir DIR] [--epochs 10] [--repeats 1]
-                                     [--threads N] [--peers d2l,torch,torch-compile,ours]
-                                     [--ab]
+                                     [--threads N] [--peers d2l,torch,ours] [--ab]
 
 Peers, all on the same data (the IDX files of ``--data-dir``), the same LeNet
 (d2l variant: sigmoid, average pooling), Xavier init, softmax cross-entropy,
@@ -15,7 +14,8 @@ plain SGD with lr 0.9, batch 256 and the same number of epochs:
                  re-downloads any file whose SHA-1 is not the official one.
   torch          eager PyTorch, the same network and loop, batches from a uint8 tensor in
                  memory: torch_reference.py (left out, with a line, if torch is missing)
-  torch-compile  the same with ``torch.compile(net)`` (compiling is timed in epoch 1)
+  torch-compile  the same with ``torch.compile(net)``; not run by default: compiling
+                 takes minutes here and is timed in epoch 1 (``--peers torch,torch-compile,ours``)
   ours           gluon_classics: ``load_data_fashion_mnist`` + ``train_ch5`` (on CPUs
                  the oneDNN-shaped training graph of training/onednn.py)
   ours-plain     the same with the plain static graph (``--ab`` adds it): the A/B of
@@ -126,7 +126,7 @@ def main(argv=None):
     ap.add_argument('--repeats', type=int, default=1)
     ap.add_argument('--threads', type=int, default=None,
                     help='OMP_NUM_THREADS of every peer (default: $OMP_NUM_THREADS, else 2)')
-    ap.add_argument('--peers', default='d2l,torch,torch-compile,ours',
+    ap.add_argument('--peers', default='d2l,torch,ours',
                     help=f'comma-separated, from {",".join(PEERS)}')
     ap.add_argument('--ab', action='store_true',
                     help='add ours-plain: the plain static graph against the oneDNN-shaped one')
