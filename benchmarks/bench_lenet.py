@@ -74,8 +74,8 @@ def run_mxnet_peer(args, peer):
     from gluon_classics import lenet, load_data_fashion_mnist, mx, train_ch5
     from mxnet import gluon, init
     if peer == 'ours-plain':  # the A/B: train_ch5 falls back to the plain static graph
-        from gluon_classics.training import onednn
-        onednn.onednn_objective = lambda net, ctxs: None
+        from gluon_classics.training import trainer
+        trainer.onednn_objective = lambda net, ctxs: None
     ctx = mx.cpu()
     mx.random.seed(args.seed)
     train_iter, test_iter = load_data_fashion_mnist(args.batch_size, root=args.data_dir, ctx=ctx,

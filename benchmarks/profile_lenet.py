@@ -48,8 +48,7 @@ def main(argv=None):
     from gluon_classics.training import trainer as loop
     from mxnet import autograd, gluon, init, nd
     if args.plain:
-        from gluon_classics.training import onednn
-        onednn.onednn_objective = lambda net, ctxs: None
+        loop.onednn_objective = lambda net, ctxs: None
     ctx = mx.cpu()
     mx.random.seed(0)
     train_iter, test_iter = load_data_fashion_mnist(256, root=args.data_dir, ctx=ctx,

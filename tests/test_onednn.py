@@ -3,7 +3,7 @@ and applies only where the net's forward is the chain of its layers."""
 import mxnet as mx
 import numpy as np
 import pytest
-from mxnet import autograd, init
+from mxnet import autograd, gluon, init
 from mxnet.gluon import nn
 
 from gluon_classics import alexnet, lenet
@@ -134,8 +134,12 @@ class DeeperLeNet(LeNet):
         return self.output(F.tanh(self.features(x)))
 
 
-@pytest.mark.parametrize('make', [ShiftedReLU, OutOfOrder, DeeperLeNet],
-                         ids=lambda make: make.__name__)
+def _d2l_lenet(cls, convs=((6, 'same', True), (16, 0, True))):
+    return cls(convs=convs, dense_units=(120, 84))
+
+
+@pytest.mark.parametrize('make', [ShiftedReLU, OutOfOrder, lambda: _d2l_lenet(DeeperLeNet)],
+                         ids=['ShiftedReLU', 'OutOfOrder', 'DeeperLeNet'])
 def test_other_forwards_train_on_their_own_function(make):
     net, X, y = _built(make)
     assert onednn_objective(net, [mx.cpu()]) is None
@@ -147,7 +151,7 @@ def test_other_forwards_train_on_their_own_function(make):
 def test_zoo_subclass_keeping_the_forward_is_rewritten():
     class Wider(LeNet):
         pass
-    net, X, y = _built(lambda: Wider(channels=(8, 16)))
+    net, X, y = _built(lambda: _d2l_lenet(Wider, ((8, 'same', True), (16, 0, True))))
     _assert_same(onednn_objective(net, [mx.cpu()]), net, X, y)
 
 
@@ -173,3 +177,22 @@ def test_not_used_on_gpu_contexts():
     net.initialize()
     net(mx.nd.zeros((1, 1, 28, 28)))
     assert onednn_objective(net, [mx.gpu(0)]) is None
+
+
+class Doubled(nn.Sequential):
+    """A Sequential subclass whose forward is not its chain."""
+
+    def forward(self, x):
+        return super().forward(x) * 2
+
+
+def test_sequential_subclass_trains_on_its_own_forward():
+    def make():
+        net = Doubled()
+        net.add(nn.Conv2D(6, 5, activation='sigmoid'), nn.AvgPool2D(2, 2), nn.Dense(10))
+        net.input_shape = (1, 28, 28)
+        return net
+    net, X, y = _built(make)
+    loss, _ = make_objective(net, [mx.cpu()])(X, y)
+    own = gluon.loss.SoftmaxCrossEntropyLoss()(net(X), y.astype('float32')).sum()
+    assert loss.asscalar() == pytest.approx(own.asscalar(), rel=1e-5)

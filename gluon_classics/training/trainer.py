@@ -118,9 +118,10 @@ def make_objective(net, ctxs, hybridize=True):
     LeNet, the oneDNN-shaped graph of :mod:`.onednn`. Deferred shapes must be
     known (run one forward pass first). Call it under ``autograd.record()``.
     """
-    if isinstance(net, nn.Sequential) and all(isinstance(b, gluon.HybridBlock)
-                                              for b in net._children.values()):
-        # the books' nn.Sequential LeNet: the same layers and Parameters in a graph
+    if type(net) is nn.Sequential and all(isinstance(b, gluon.HybridBlock)
+                                          for b in net._children.values()):
+        # the books' nn.Sequential LeNet (exactly: a subclass may have its own
+        # forward): the same layers and Parameters in a graph
         view = nn.HybridSequential(prefix=net.prefix)
         view.add(*net._children.values())
         net = view
