@@ -76,12 +76,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     add_run_arguments(ap)
     args = ap.parse_args(argv)
+    import mxnet as mx
     import numpy as onp
     from d2l import mxnet as d2l
-    from mxnet import gluon, npx
+    from mxnet import npx
     from mxnet.gluon import nn
-    npx.set_np()
-    import mxnet as mx
+    npx.set_np()  # as every chapter of the book's MXNet edition starts
     mx.random.seed(args.seed)
     onp.random.seed(args.seed)  # the DataLoader's shuffle
 

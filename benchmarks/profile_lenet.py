@@ -46,6 +46,7 @@ def main(argv=None):
 
     from gluon_classics import lenet, load_data_fashion_mnist, mx
     from gluon_classics.training import trainer as loop
+    from gluon_classics.training.distributed import ParallelContext
     from mxnet import autograd, gluon, init, nd
     if args.plain:
         loop.onednn_objective = lambda net, ctxs: None
@@ -62,6 +63,7 @@ def main(argv=None):
     objective = loop.make_objective(net, [ctx])
     batches = len(train_iter)
     clock = time.thread_time
+    alone = ParallelContext()
 
     def step():
         nd.waitall()
@@ -89,7 +91,7 @@ def main(argv=None):
 
     def epoch():
         start, cpu = time.time(), clock()
-        loop._train_epoch(net, objective, train_iter, trainer, [ctx], 1, False)
+        loop._train_epoch(net, objective, train_iter, trainer, [ctx], 1, False, alone)
         return time.time() - start, clock() - cpu
 
     def evaluation():
