@@ -140,16 +140,10 @@ def _probe(code, env=None):
 
 def machine_lines():
     """Lines naming the CPU, its ISA and the MXNet/PyTorch/oneDNN versions that ran."""
-    import platform
     import re
-    model, flags = platform.processor() or '?', set()
-    try:
-        with open('/proc/cpuinfo') as f:
-            info = f.read()
-        model = re.search(r'model name\s*:\s*(.*)', info).group(1).strip()
-        flags = set(re.search(r'flags\s*:\s*(.*)', info).group(1).split())
-    except (OSError, AttributeError):
-        pass
+
+    from gluon_classics.doctor import cpu_info
+    model, _, flags = cpu_info()
     yes = lambda *names: 'yes' if all(n in flags for n in names) else 'no'  # noqa: E731
     avx512 = yes('avx512f')
     if avx512 == 'yes':

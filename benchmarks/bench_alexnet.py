@@ -40,7 +40,6 @@ percentages). bf16 peaks are about twice float32's on CPUs that have them.
 import argparse
 import datetime
 import os
-import platform
 import sys
 import time
 
@@ -50,6 +49,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from _common import DEFAULT_DATA_DIR, emit, format_table, run_peer  # noqa: E402
 from gluon_classics import alexnet, mx  # noqa: E402  (the import guard first)
+from gluon_classics.doctor import cpu_info  # noqa: E402
 from gluon_classics.model_zoo import leaves  # noqa: E402
 from mxnet import autograd, gluon, init, nd  # noqa: E402
 from mxnet.contrib.amp.amp import bfloat16  # noqa: E402
@@ -64,19 +64,9 @@ ISA = ('avx', 'avx2', 'fma', 'avx512f', 'avx512bw', 'avx512vl', 'avx512_vnni', '
 
 def cpu_description():
     """CPU model, logical CPUs and the ISA extensions oneDNN picks its kernels by."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                key, _, value = line.partition(':')
-                if key.strip() == 'model name':
-                    model = value.strip()
-                elif key.strip() == 'flags':
-                    flags = set(value.split())
-    except OSError:
-        pass
+    model, cpus, flags = cpu_info()
     isa = ' '.join(flag for flag in ISA if flag in flags) or 'unknown'
-    return model, os.cpu_count(), isa, flags
+    return model, cpus, isa, flags
 
 
 def training_flops(net, image_shape):

@@ -1,4 +1,4 @@
-"""d2l's LeNet training, as the book's MXNet edition runs it: the baseline of bench_lenet.py.
+"""d2l's LeNet training and loader, as the book's MXNet edition runs them.
 
     python benchmarks/d2l_reference.py [--data-dir DIR] [--epochs 10] [--lr 0.9]
                                        [--batch-size 256] [--resize N] [--num-workers 4]
@@ -8,8 +8,11 @@ Dataset" (``get_dataloader_workers``, ``load_data_fashion_mnist``), "Softmax
 Regression from Scratch" (``Accumulator``, ``accuracy``), "Linear Regression"
 (``Timer``) and "Convolutional Neural Networks (LeNet)" (``evaluate_accuracy_gpu``,
 ``train_ch6``), i.e. ``d2l/mxnet.py`` of d2l 0.17.x (github.com/d2l-ai/d2l-en,
-d2l-zh ``chapter_convolutional-neural-networks/lenet.md``). d2l 1.0.3 on PyPI
-ships no MXNet module, so the functions are reproduced here.
+d2l-zh ``chapter_convolutional-neural-networks/lenet.md``). d2l 1.0.3 does ship
+``d2l/mxnet.py``, and ``bench_lenet.py`` now runs its real ``train_ch6`` (``d2l_peer.py``);
+this copy remains for ``bench_alexnet.py``'s d2l pipeline, because d2l's own
+``load_data_fashion_mnist`` re-downloads on a checksum mismatch and cannot read the
+shared (non-official) copy offline.
 
 Faithful to the book: numpy mode (``npx.set_np()``, process-wide, which is why
 this runs in its own process), per-image ``ToTensor`` (and ``Resize``) through

@@ -29,8 +29,8 @@ def _version(dist):
         return None
 
 
-def _cpu(cpuinfo='/proc/cpuinfo'):
-    """Model name and ISA flags of the first CPU in ``cpuinfo``."""
+def cpu_info(cpuinfo='/proc/cpuinfo'):
+    """Model name, logical CPUs and the set of ISA flags of the first CPU in ``cpuinfo``."""
     model, flags = platform.processor() or platform.machine(), set()
     try:
         with open(cpuinfo) as f:
@@ -43,7 +43,12 @@ def _cpu(cpuinfo='/proc/cpuinfo'):
                     break
     except OSError:
         pass
-    return dict(model=model, cores=os.cpu_count(),
+    return model, os.cpu_count(), flags
+
+
+def _cpu(cpuinfo='/proc/cpuinfo'):
+    model, cores, flags = cpu_info(cpuinfo)
+    return dict(model=model, cores=cores,
                 isa={name: any(f in flags for f in names) for name, names in ISA.items()})
 
 
