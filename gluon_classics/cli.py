@@ -14,6 +14,7 @@ import warnings
 
 from mxnet.base import MXNetError
 
+from . import __version__
 from .data import load_data
 from .doctor import format_report, report
 from .experiments import (ABLATIONS, REPORT_FILES, RESULT_FILES, ablate, lenet_options,
@@ -347,7 +348,6 @@ def _add_trained_model_args(p):
 
 
 def build_parser():
-    from . import __version__
     parser = _Parser(
         prog='gluon-classics',
         description='LeNet and AlexNet in MXNet Gluon, as the d2l chapters teach them.')

@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 
 import mxnet as mx
 import numpy as np
@@ -149,6 +150,12 @@ def test_corrupt_checkpoint_and_params_are_one_line_errors(tmp_path):
     bad.write_bytes(b'not a zip')
     with pytest.raises(CheckpointError, match='bad.ckpt is corrupt'):
         load_checkpoint(str(bad))
+    # a metadata-only read still checks that the parameters and states are there
+    partial = tmp_path / 'partial.ckpt'
+    with zipfile.ZipFile(partial, 'w') as z:
+        z.writestr('meta.json', '{"format": "gluon_classics-checkpoint-1"}')
+    with pytest.raises(CheckpointError, match='partial.ckpt is corrupt .*net.params'):
+        load_checkpoint(str(partial))
     with pytest.raises(CheckpointError, match='does not exist'):
         load_params(lenet(), str(tmp_path / 'missing.params'))
     net = alexnet()

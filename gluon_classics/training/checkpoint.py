@@ -15,6 +15,8 @@ import re
 import tempfile
 import zipfile
 
+from mxnet import nd
+
 from ..utils.outputs import atomic_write
 
 __all__ = ['save_checkpoint', 'load_checkpoint', 'load_params', 'is_checkpoint', 'describe_run',
@@ -75,6 +77,8 @@ def describe_run(config):
 def load_checkpoint(path, net=None, trainer=None, ctx=None):
     """Read a checkpoint; load its parameters into ``net`` and states into ``trainer``.
 
+    With neither ``net`` nor ``trainer``, only the metadata is read.
+
     Returns
     -------
     dict
@@ -86,7 +90,13 @@ def load_checkpoint(path, net=None, trainer=None, ctx=None):
     try:
         with zipfile.ZipFile(path) as z:
             meta = json.loads(z.read('meta.json'))
-            params, states = z.read('net.params'), z.read('trainer.states')
+            missing = {'net.params', 'trainer.states'} - set(z.namelist())
+            if missing:
+                raise KeyError(f'no {", ".join(sorted(missing))} in it')
+            # Callers that want the settings alone (resume, --params) skip the
+            # parameters and states: hundreds of MB for AlexNet.
+            params = z.read('net.params') if net is not None else None
+            states = z.read('trainer.states') if trainer is not None else None
     except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError) as err:
         raise CheckpointError(f'checkpoint {path} is corrupt or not a gluon_classics '
                               f'checkpoint ({err}): start without --resume') from None
@@ -135,7 +145,6 @@ def load_params(net, path, ctx=None):
     if os.path.getsize(path) == 0:
         raise CheckpointError(f'parameter file {path} is empty (an interrupted or failed '
                               f'save?): {hint}')
-    from mxnet import nd
     try:
         nd.load(path)  # the file itself, before blaming the model it is loaded into
     except Exception as err:

@@ -17,6 +17,7 @@ from mxnet import gluon, init
 from ..data import load_data
 from ..model_zoo import MODELS, get_model, recipe
 from ..utils.devices import loader_ctx, resolve_ctx
+from ..utils.outputs import check_output
 from .checkpoint import load_checkpoint
 from .distributed import (checkpoint_path, connect, default_kvstore, is_distributed,
                           shard_for_worker, worker_batch_size)
@@ -277,7 +278,6 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
     RuntimeWarning
         Training ended at chance-level test accuracy.
     """
-    from ..utils.outputs import check_output
     meta = load_checkpoint(resume) if resume else None  # the settings, before anything is built
     given = dict(model=model, variant=variant, dataset=dataset, epochs=epochs, lr=lr,
                  batch_size=batch_size, resize=resize, seed=seed, optimizer=optimizer,
