@@ -10,10 +10,11 @@ NVIDIA's ``nvidia-*-cu11`` wheels (``requirements-cu112.txt``) first, so no
 """
 import importlib.util
 import os
+import re
 
 from .utils.cuda import needed_libraries, preload
 
-__all__ = ['mx', 'BackendError', 'PRELOADED']
+__all__ = ['mx', 'BackendError', 'PRELOADED', 'error_reason']
 
 # Paths of the CUDA libraries loaded from the nvidia-* wheels, for `gluon-classics doctor`.
 PRELOADED = []
@@ -92,6 +93,15 @@ def _missing_library(err):
         f'gluon_classics: mxnet could not load {missing} (mxnet-cu112 needs the CUDA 11 '
         f'runtime, cuDNN 8, NCCL 2 and the libraries requirements-cu112.txt pins: '
         f'pip install -r requirements-cu112.txt, or use the CPU build: pip install mxnet==1.9.1)')
+
+
+def error_reason(err):
+    """The telling line of an error message; MXNet's start with a traceback header."""
+    lines = [line.strip() for line in str(err).splitlines()]
+    lines = [line for line in lines if line and not line.startswith(
+        ('Traceback', 'File ', '[bt]', 'Stack trace'))]
+    reason = lines[0] if lines else type(err).__name__
+    return re.sub(r'^(MXNetError: )?(\[[\d:]+\] \S+:\d+: )?', '', reason)
 
 
 mx = _import_mxnet()

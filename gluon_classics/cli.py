@@ -15,6 +15,7 @@ import warnings
 from mxnet.base import MXNetError
 
 from . import __version__
+from ._backend import error_reason
 from .data import load_data
 from .doctor import format_report, report
 from .experiments import (ABLATIONS, REPORT_FILES, RESULT_FILES, ablate, lenet_options,
@@ -24,7 +25,6 @@ from .model_zoo import LENET_VARIANTS, MODELS, get_model, print_shapes, recipe
 from .training import (OPTIMIZERS, SCHEDULES, TrainingInterrupted, atomic_write, build_model,
                        default_resize, describe_run, evaluate_accuracy, fit, is_checkpoint,
                        load_checkpoint, load_params, predict)
-from .training.checkpoint import error_reason
 from .training.distributed import connect
 from .utils.devices import DeviceError, loader_ctx, parse_ctx, resolve_ctx
 from .utils.outputs import (OutputError, check_output, check_output_dir, figure_format,

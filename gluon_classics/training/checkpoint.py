@@ -11,16 +11,16 @@ outputs), as :func:`~gluon_classics.fit` records them. It is a zip file:
 """
 import json
 import os
-import re
 import tempfile
 import zipfile
 
 from mxnet import nd
 
+from .._backend import error_reason
 from ..utils.outputs import atomic_write
 
 __all__ = ['save_checkpoint', 'load_checkpoint', 'load_params', 'is_checkpoint', 'describe_run',
-           'error_reason', 'atomic_write', 'CheckpointError']
+           'atomic_write', 'CheckpointError']
 
 FORMAT = 'gluon_classics-checkpoint-1'
 
@@ -119,15 +119,6 @@ def load_checkpoint(path, net=None, trainer=None, ctx=None):
             trainer.load_states(f.name)
             trainer.set_learning_rate(meta['learning_rate'])
     return meta
-
-
-def error_reason(err):
-    """The telling line of an error message; MXNet's start with a traceback header."""
-    lines = [line.strip() for line in str(err).splitlines()]
-    lines = [line for line in lines if line and not line.startswith(
-        ('Traceback', 'File ', '[bt]', 'Stack trace'))]
-    reason = lines[0] if lines else type(err).__name__
-    return re.sub(r'^(MXNetError: )?(\[[\d:]+\] \S+:\d+: )?', '', reason)
 
 
 def load_params(net, path, ctx=None):

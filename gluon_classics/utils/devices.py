@@ -8,11 +8,11 @@ process (its architecture against the build's kernel images, then one tiny
 operator) before it is handed out.
 """
 import functools
-import re
 import warnings
 
 import mxnet as mx
 
+from .._backend import error_reason
 from . import cuda
 
 __all__ = ['try_gpu', 'try_all_gpus', 'num_gpus', 'parse_ctx', 'ctx_list', 'resolve_ctx',
@@ -76,9 +76,7 @@ def _judge(i):
     try:
         _run_tiny_op(i)
     except mx.base.MXNetError as err:
-        # MXNet's first line, without its "[12:00:00] src/file.cc:123: " prefix
-        first = (str(err).strip().splitlines() or [repr(err)])[0]
-        return False, re.sub(r'^\[[\d:]+\] \S+:\d+: ', '', first)
+        return False, error_reason(err)
     return True, None
 
 
