@@ -142,7 +142,7 @@ def machine_lines():
     """Lines naming the CPU, its ISA and the MXNet/PyTorch/oneDNN versions that ran."""
     import re
 
-    from gluon_classics.doctor import cpu_info
+    from gluon_classics.utils.devices import cpu_info
     model, _, flags = cpu_info()
     yes = lambda *names: 'yes' if all(n in flags for n in names) else 'no'  # noqa: E731
     avx512 = yes('avx512f')

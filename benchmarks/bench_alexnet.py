@@ -14,11 +14,11 @@
         the context, ``take`` + cast + batched bilinear resize per batch) and
         train_ch5's step: forward, summed softmax cross-entropy and correct count in
         one static graph (``make_objective``), ``trainer.step``, sums kept on the context.
-  bf16  ours, with the convolutions, dense layers, ReLU and pooling computed in
-        bfloat16 (float32 weights cast in the graph, dropout and the loss in float32,
-        float32 gradients and update): oneDNN's avx512_bf16 kernels. Not what
-        ``train`` runs: bfloat16 rounding changes the function, and its convergence
-        on AlexNet is not measured here. Shown only on CPUs with avx512_bf16.
+  bf16  ours in bfloat16: ``train --dtype bfloat16`` (``make_objective(...,
+        dtype='bfloat16')``): convolutions, dense layers, ReLU and pooling on oneDNN's
+        avx512_bf16 kernels, float32 weights cast in the graph, dropout and the loss
+        in float32, float32 gradients and update. Opt-in: bfloat16 rounding changes
+        the function. Shown only on CPUs with avx512_bf16.
 
 All: ``alexnet(variant='d2l')``, Xavier init, SGD lr 0.01, one warm-up step, then
 ``--steps`` timed steps. A step's time runs from asking the loader for the batch
@@ -49,15 +49,14 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from _common import DEFAULT_DATA_DIR, emit, format_table, run_peer  # noqa: E402
 from gluon_classics import alexnet, mx  # noqa: E402  (the import guard first)
-from gluon_classics.doctor import cpu_info  # noqa: E402
+from gluon_classics.utils.devices import cpu_info  # noqa: E402
 from gluon_classics.model_zoo import leaves  # noqa: E402
 from mxnet import autograd, gluon, init, nd  # noqa: E402
-from mxnet.contrib.amp.amp import bfloat16  # noqa: E402
 from mxnet.gluon import nn  # noqa: E402
 
 PEERS = {'d2l': "d2l: the book's per-image Resize DataLoader + step",
          'ours': 'gluon_classics: batched resize + one static graph',
-         'bf16': 'gluon_classics graph in bfloat16 (not used by train)'}
+         'bf16': 'gluon_classics graph in bfloat16 (train --dtype bfloat16)'}
 ISA = ('avx', 'avx2', 'fma', 'avx512f', 'avx512bw', 'avx512vl', 'avx512_vnni', 'avx512_bf16',
        'amx_tile', 'amx_bf16')
 
@@ -142,39 +141,6 @@ def child_d2l(args):
     emit(kind='steps', peer='d2l', times=times[1:], batch_size=args.batch_size)
 
 
-class BF16Objective(gluon.HybridBlock):
-    """train_ch5's training graph of a conv chain, computed in bfloat16 (the ``bf16`` peer)."""
-
-    def __init__(self, net):
-        super().__init__(prefix='bf16_')
-        self.net = net  # a child: its float32 Parameters are the graph's inputs
-        for i, layer in enumerate(leaves(net)):
-            for kind in ('weight', 'bias'):
-                if getattr(layer, kind, None) is not None:
-                    setattr(self, f'{kind}{i}', getattr(layer, kind))
-
-    def hybrid_forward(self, F, x, y, **params):
-        def bf(a):
-            return F.amp_cast(a, dtype=bfloat16)
-        h = bf(x)
-        for i, layer in enumerate(leaves(self.net)):
-            w, b = params.get(f'weight{i}'), params.get(f'bias{i}')
-            if isinstance(layer, nn.Conv2D):
-                h = F.Convolution(h, bf(w), bf(b), **{k: layer._kwargs[k] for k in (
-                    'kernel', 'stride', 'dilate', 'pad', 'num_filter', 'num_group')})
-            elif isinstance(layer, nn.MaxPool2D):
-                h = F.Pooling(h, **layer._kwargs)
-            elif isinstance(layer, nn.Dropout):  # MXNet has no bf16 dropout
-                h = bf(F.Dropout(F.amp_cast(h, dtype='float32'), p=layer._rate))
-            else:
-                h = F.FullyConnected(h, bf(w), bf(b), num_hidden=layer._units)
-            if getattr(layer, 'act', None) is not None:
-                h = F.Activation(h, act_type=layer.act._act_type)
-        h, y = F.amp_cast(h, dtype='float32'), F.cast(y, 'float32')
-        loss = -F.pick(F.log_softmax(h, axis=-1), y, axis=-1)
-        return F.sum(loss), F.sum(F.argmax(h, axis=1) == y)
-
-
 def child_ours(args, bf16=False):
     from gluon_classics import load_data_fashion_mnist
     from gluon_classics.training import make_objective
@@ -185,8 +151,8 @@ def child_ours(args, bf16=False):
     net = alexnet(variant='d2l')
     net.initialize(init.Xavier(), ctx=ctx)
     net(nd.zeros((1, 1, args.resize, args.resize), ctx=ctx))  # finish deferred shapes
-    # train_ch5's own training graph, or its bf16 counterpart
-    objective = BF16Objective(net) if bf16 else make_objective(net, [ctx])
+    # train_ch5's own training graph, in float32 or (--dtype bfloat16) in bfloat16
+    objective = make_objective(net, [ctx], dtype='bfloat16' if bf16 else 'float32')
     trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': args.lr})
     loss_sum, correct = nd.zeros((1,), ctx=ctx), nd.zeros((1,), ctx=ctx)
     peer = 'bf16' if bf16 else 'ours'

@@ -22,9 +22,9 @@ from .experiments import (ABLATIONS, REPORT_FILES, RESULT_FILES, ablate, lenet_o
                           write_feature_report)
 from .launch import add_launch_arguments, run_launch
 from .model_zoo import LENET_VARIANTS, MODELS, get_model, print_shapes, recipe
-from .training import (OPTIMIZERS, SCHEDULES, TrainingInterrupted, atomic_write, build_model,
-                       default_resize, describe_run, evaluate_accuracy, fit, is_checkpoint,
-                       load_checkpoint, load_params, predict)
+from .training import (DTYPES, OPTIMIZERS, SCHEDULES, TrainingInterrupted, atomic_write,
+                       build_model, default_resize, describe_run, evaluate_accuracy, fit,
+                       is_checkpoint, load_checkpoint, load_params, predict)
 from .training.distributed import connect
 from .utils.devices import DeviceError, loader_ctx, parse_ctx, resolve_ctx
 from .utils.outputs import (OutputError, check_output, check_output_dir, figure_format,
@@ -159,7 +159,7 @@ def cmd_train(args, parallel=None):
                            lr=args.lr, batch_size=args.batch_size, resize=args.resize,
                            data_dir=args.data_dir, ctx=args.ctx, seed=args.seed,
                            optimizer=args.optimizer, schedule=args.schedule,
-                           num_examples=args.num_examples,
+                           num_examples=args.num_examples, dtype=args.dtype,
                            checkpoint=checkpoint, resume=args.resume,
                            hybridize=not args.no_hybridize, kvstore=parallel,
                            model_kwargs=_model_kwargs(args) or None, outputs=outputs, log=_log)
@@ -393,6 +393,9 @@ def build_parser():
                         "GPUs); dist_sync, dist_device_sync or dist_async under "
                         "'gluon-classics launch' (the default there: dist_sync)")
     p.add_argument('--no-hybridize', action='store_true', help='run imperatively (debugging)')
+    p.add_argument('--dtype', choices=list(DTYPES),
+                   help='compute type of the training graph: ' + '; '.join(
+                       f'{k}: {v}' for k, v in DTYPES.items()))
     # None = not given: the recipe's value, or with --resume the checkpoint's
     p.set_defaults(func=cmd_train, variant=None, dataset=None)
 

@@ -13,6 +13,7 @@ from ._backend import PRELOADED, _numpy_too_new, mx
 from .data.fashion_mnist import FASHION_MNIST, IDX_FILES, default_root
 from .data.idx import find_file
 from .utils import cuda, devices
+from .utils.devices import cpu_info
 
 __all__ = ['report', 'format_report']
 
@@ -27,23 +28,6 @@ def _version(dist):
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-def cpu_info(cpuinfo='/proc/cpuinfo'):
-    """Model name, logical CPUs and the set of ISA flags of the first CPU in ``cpuinfo``."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open(cpuinfo) as f:
-            for line in f:
-                key, _, value = line.partition(':')
-                if key.strip() == 'model name':
-                    model = value.strip()
-                elif key.strip() == 'flags':
-                    flags = set(value.split())
-                    break
-    except OSError:
-        pass
-    return model, os.cpu_count(), flags
 
 
 def _cpu(cpuinfo='/proc/cpuinfo'):

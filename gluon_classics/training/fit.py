@@ -19,6 +19,7 @@ from ..model_zoo import MODELS, get_model, recipe
 from ..utils.devices import loader_ctx, resolve_ctx
 from ..utils.outputs import check_output
 from .checkpoint import load_checkpoint
+from .onednn import check_dtype
 from .distributed import (checkpoint_path, connect, default_kvstore, is_distributed,
                           shard_for_worker, worker_batch_size)
 from .trainer import train_ch5
@@ -158,7 +159,7 @@ def default_resize(model, variant='d2l'):
 _RUN_KEYS = {'model': 'MODEL', 'variant': '--variant', 'model_kwargs': '--activation/--pool',
              'dataset': '--dataset', 'resize': '--resize', 'batch_size': '--batch-size',
              'num_examples': '--num-examples', 'seed': '--seed', 'optimizer': '--optimizer',
-             'schedule': '--schedule',
+             'schedule': '--schedule', 'dtype': '--dtype',
              'epochs': '--epochs', 'lr': '--lr', 'data_dir': '--data-dir'}
 _APPLIED = {'epochs': 'training to {new} epochs (the run was started for {old})',
             'lr': 'learning rate {new} from --lr (the checkpoint had {old})',
@@ -206,6 +207,7 @@ def _resolve_run(given, resume, meta, log):
             OPTIMIZERS.get(run['optimizer'], (None, None, 'none'))[2]
     for key in ('epochs', 'lr', 'batch_size'):
         run[key] = chapter[key] if run[key] is None else run[key]
+    run['dtype'] = run['dtype'] or 'float32'
     if given['resize'] is None and 'resize' not in recorded:
         run['resize'] = default_resize(model, run['variant'])
     return run
@@ -214,7 +216,7 @@ def _resolve_run(given, resume, meta, log):
 def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_size=None,
         resize=None, data_dir=None, ctx=None, seed=None, optimizer=None, schedule=None,
         num_examples=None, checkpoint=None, resume=None, hybridize=True, progress=None,
-        kvstore=None, callbacks=(), model_kwargs=None, outputs=None, log=print):
+        kvstore=None, callbacks=(), model_kwargs=None, outputs=None, dtype=None, log=print):
     """Train a model the way its chapter does, with the chapter's defaults.
 
     Parameters
@@ -267,6 +269,9 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
     outputs : dict, optional
         Output paths recorded in the checkpoint (the CLI's ``--save``,
         ``--metrics``, ``--plot``), so that a resumed run writes them too.
+    dtype : {'float32', 'bfloat16'}, optional
+        The training graph's compute type (``train_ch5``'s ``dtype``); default
+        'float32'. 'bfloat16' is an opt-in for avx512_bf16 CPUs.
 
     Returns
     -------
@@ -281,7 +286,7 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
     meta = load_checkpoint(resume) if resume else None  # the settings, before anything is built
     given = dict(model=model, variant=variant, dataset=dataset, epochs=epochs, lr=lr,
                  batch_size=batch_size, resize=resize, seed=seed, optimizer=optimizer,
-                 schedule=schedule,
+                 schedule=schedule, dtype=dtype,
                  num_examples=num_examples, model_kwargs=model_kwargs,
                  data_dir=os.path.abspath(os.path.expanduser(data_dir)) if data_dir else None)
     run = _resolve_run(given, resume, meta, log)
@@ -298,8 +303,9 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
         raise ValueError(f'unknown schedule {run["schedule"]!r}: choose one of '
                          f'{", ".join(SCHEDULES)}')
     check_lr(lr)
-    build_model(model, variant, **run['model_kwargs'])  # a bad option fails before the data
+    probe = build_model(model, variant, **run['model_kwargs'])  # bad options fail before the data
     ctxs = resolve_ctx(ctx)
+    check_dtype(probe, ctxs, run['dtype'], hybridize)
     parallel = connect(kvstore, ctxs)
     checkpoint = checkpoint_path(parallel, checkpoint, resume, log)
     if checkpoint:
@@ -341,7 +347,8 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
     history = train_ch5(net, train_iter, test_iter, batch_size, trainer, ctxs, epochs,
                         start_epoch=start_epoch, history=history, seed=seed,
                         checkpoint=checkpoint, callbacks=callbacks, progress=progress,
-                        hybridize=hybridize, parallel=parallel, log=log, config=config)
+                        hybridize=hybridize, parallel=parallel, log=log, config=config,
+                        dtype=run['dtype'])
     _warn_if_chance(history, train_iter.num_classes, lr)  # the rate given, not the schedule's end
     return net, history
 

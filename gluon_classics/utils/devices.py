@@ -8,6 +8,8 @@ process (its architecture against the build's kernel images, then one tiny
 operator) before it is handed out.
 """
 import functools
+import os
+import platform
 import warnings
 
 import mxnet as mx
@@ -16,7 +18,7 @@ from .._backend import error_reason
 from . import cuda
 
 __all__ = ['try_gpu', 'try_all_gpus', 'num_gpus', 'parse_ctx', 'ctx_list', 'resolve_ctx',
-           'loader_ctx', 'gpu_verdict', 'DeviceError']
+           'loader_ctx', 'gpu_verdict', 'cpu_info', 'DeviceError']
 
 
 class DeviceError(ValueError):
@@ -178,3 +180,20 @@ def loader_ctx(ctxs):
     """Where a loader puts its batches for ``ctxs``: the one context, or the CPU
     when ``train_ch5`` splits each batch over several."""
     return ctxs[0] if len(ctxs) == 1 else mx.cpu()
+
+
+def cpu_info(cpuinfo='/proc/cpuinfo'):
+    """Model name, logical CPUs and the set of ISA flags of the first CPU in ``cpuinfo``."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                key, _, value = line.partition(':')
+                if key.strip() == 'model name':
+                    model = value.strip()
+                elif key.strip() == 'flags':
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    return model, os.cpu_count(), flags

@@ -1,0 +1,166 @@
+"""The opt-in bfloat16 training graph: where it runs, what it refuses, and that it learns.
+
+bfloat16 is not the function the user wrote (8 significant bits per
+activation), so the checks are tolerances and learning, not equality. On a CPU
+without avx512_bf16 the same tests check the refusal instead.
+"""
+import os
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import autograd, gluon, init
+from mxnet.gluon import nn
+
+from gluon_classics import alexnet, cli, fit, lenet, train_ch5
+from gluon_classics.training import DTYPES, load_checkpoint, make_objective
+from gluon_classics.training import onednn
+from gluon_classics.utils.devices import cpu_info
+
+HAS_BF16 = any(f in cpu_info()[2] for f in ('avx512_bf16', 'amx_bf16'))
+
+
+def _built(net, n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    net.initialize(init.Xavier(), ctx=mx.cpu())
+    X = mx.nd.array(rng.random((n, 1, 28, 28)))
+    y = mx.nd.array(rng.integers(0, 10, n), dtype='int32')
+    net(X[:1])
+    return X, y
+
+
+def _loss_and_grads(objective, net, X, y):
+    for p in net.collect_params().values():
+        p.zero_grad()
+    mx.random.seed(7)  # the same dropout masks for both (dropout stays float32)
+    # train mode: in predict mode MXNet's max-pooling gradient is not the training one
+    with autograd.record():
+        loss, correct = objective(X, y)
+    loss.backward()
+    return loss.asscalar(), {k: p.grad().asnumpy().copy()
+                             for k, p in net.collect_params().items()}
+
+
+def _refused_here(net):
+    """On a CPU without bfloat16 kernels, what the bfloat16 tests check is the refusal."""
+    if HAS_BF16:
+        return False
+    with pytest.raises(ValueError, match='needs a CPU with AVX512_BF16 or AMX'):
+        make_objective(net, [mx.cpu()], dtype='bfloat16')
+    return True
+
+
+@pytest.mark.parametrize('make', [lenet, lambda: alexnet(variant='small')],
+                         ids=['lenet', 'alexnet-small'])
+def test_bf16_graph_is_float32_graph_within_bf16_rounding(make):
+    net = make()
+    X, y = _built(net)
+    if _refused_here(net):
+        return
+    loss32, g32 = _loss_and_grads(make_objective(net, [mx.cpu()]), net, X, y)
+    loss16, g16 = _loss_and_grads(make_objective(net, [mx.cpu()], dtype='bfloat16'), net, X, y)
+    assert loss16 != loss32  # it really computes in another type
+    assert abs(loss16 - loss32) < 1e-2 * abs(loss32)
+    for name, g in g32.items():
+        assert g16[name].dtype == np.float32 and g16[name].shape == g.shape
+        assert np.isfinite(g16[name]).all()
+        cos = (g * g16[name]).sum() / (np.linalg.norm(g) * np.linalg.norm(g16[name]) + 1e-30)
+        assert cos > 0.95, (name, cos)
+
+
+def _blobs(n, seed):
+    """Images whose class is where a bright patch sits: learnable in a few dozen steps."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, n)
+    X = rng.random((n, 1, 28, 28)).astype('float32') * 0.2
+    for i, c in enumerate(y):
+        row, col = divmod(int(c), 5)
+        X[i, 0, 4 + 10 * row:10 + 10 * row, 1 + 5 * col:6 + 5 * col] += 0.8
+    return mx.nd.array(X), mx.nd.array(y, dtype='int32')
+
+
+def test_bf16_training_learns_like_float32():
+    """From the same start, both dtypes learn the small AlexNet to held-out accuracy."""
+    X, y = _blobs(64, seed=0)
+    X_test, y_test = _blobs(200, seed=1)
+    for dtype in DTYPES:
+        mx.random.seed(0)
+        net = alexnet(variant='small')
+        net.initialize(init.Xavier(), ctx=mx.cpu())
+        net(X[:1])
+        if dtype == 'bfloat16' and _refused_here(net):
+            return
+        trainer = gluon.Trainer(net.collect_params(), 'sgd',
+                                {'learning_rate': 0.05, 'momentum': 0.9})
+        objective = make_objective(net, [mx.cpu()], dtype=dtype)
+        losses = []
+        for _ in range(30):
+            with autograd.record():
+                loss, _ = objective(X, y)
+            loss.backward()
+            trainer.step(X.shape[0])
+            losses.append(loss.asscalar() / X.shape[0])
+        assert np.mean(losses[-5:]) < 0.5 * losses[0], (dtype, losses)
+        accuracy = (net(X_test).argmax(axis=1).asnumpy() == y_test.asnumpy()).mean()
+        assert accuracy >= 0.9, (dtype, accuracy)  # the float32 net, as evaluation runs it
+
+
+@pytest.mark.filterwarnings('ignore:test accuracy .* is chance level')  # 16 batches
+def test_fit_records_dtype_and_evaluates_in_float32(tmp_path, fashion_mnist_dir):
+    ckpt = str(tmp_path / 'run.ckpt')
+    if not HAS_BF16:  # refused before the data is read
+        with pytest.raises(ValueError, match='AVX512_BF16'):
+            fit('alexnet', 'small', data_dir='/nonexistent', ctx=mx.cpu(), dtype='bfloat16')
+        return
+    net, history = fit('alexnet', 'small', epochs=1, num_examples=1024, batch_size=64,
+                       data_dir=fashion_mnist_dir, ctx=mx.cpu(), seed=0,
+                       dtype='bfloat16', checkpoint=ckpt, progress=False, log=lambda *a: None)
+    assert all(p.data().dtype == np.float32 for p in net.collect_params().values())
+    assert 0 <= history[0]['test_acc'] <= 1 and np.isfinite(history[0]['loss'])
+    assert load_checkpoint(ckpt)['config']['dtype'] == 'bfloat16'
+    with pytest.raises(ValueError, match='--dtype float32 contradicts checkpoint'):
+        fit(resume=ckpt, epochs=2, dtype='float32', progress=False, log=lambda *a: None)
+
+
+def test_refused_without_avx512_bf16(monkeypatch):
+    monkeypatch.setattr(onednn, 'cpu_info', lambda: ('Old CPU', 2, {'avx2', 'avx512f'}))
+    net = lenet()
+    with pytest.raises(ValueError, match=r'AVX512_BF16 or AMX \(bfloat16 instructions\); '
+                                         r'Old CPU has neither: use float32$'):
+        train_ch5(net, [], [], 256, None, mx.cpu(), 1, dtype='bfloat16')
+
+
+def test_cli_refuses_before_reading_the_data(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(onednn, 'cpu_info', lambda: ('Old CPU', 2, {'avx2'}))
+    status = cli.main(['train', 'alexnet', '--variant', 'small', '--dtype', 'bfloat16',
+                       '--data-dir', str(tmp_path / 'nowhere'), '--save', str(tmp_path / 'a')])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count('\n') == 1, err
+    assert err.startswith('gluon-classics: error: dtype bfloat16 needs a CPU with AVX512_BF16')
+    assert sorted(os.listdir(tmp_path)) == []  # no data folder made, nothing written
+
+
+@pytest.mark.parametrize('net, ctxs, kwargs, message', [
+    (lenet, [mx.cpu()], dict(dtype='float16'), "unknown dtype 'float16': choose one of "
+                                                'float32, bfloat16'),
+    (lenet, [mx.gpu(0)], {}, r'runs on CPUs .*not on gpu\(0\): use float32 there'),
+    (lenet, [mx.cpu()], dict(hybridize=False), 'hybridized graph'),
+], ids=['unknown', 'gpu', 'imperative'])
+def test_impossible_requests_get_one_line(net, ctxs, kwargs, message):
+    kwargs = dict(dict(dtype='bfloat16'), **kwargs)
+    with pytest.raises(ValueError, match=message) as err:
+        onednn.check_dtype(net(), ctxs, **kwargs)
+    assert '\n' not in str(err.value)
+
+
+def test_custom_forward_is_refused_not_rewritten(monkeypatch):
+    monkeypatch.setattr(onednn, 'cpu_info', lambda: ('CPU', 2, {'avx512_bf16'}))
+
+    class Custom(nn.HybridSequential):
+        def hybrid_forward(self, F, x):
+            return F.relu(super().hybrid_forward(F, x) - 0.5)
+    net = Custom()
+    net.add(nn.Conv2D(8, 3), nn.Dense(10))
+    with pytest.raises(ValueError, match='Custom is not one: use float32'):
+        onednn.check_dtype(net, [mx.cpu()], 'bfloat16')
+    onednn.check_dtype(net, [mx.cpu()], 'float32')  # float32: its own forward, as always
