@@ -1,6 +1,7 @@
 """Where an epoch of LeNet training goes: step, data, bookkeeping, evaluation.
 
     python benchmarks/profile_lenet.py [--data-dir DIR] [--repeats 3] [--plain] [--operators]
+                                       [--torch]
 
 In one process, alternating, ``--repeats`` times (min / median printed):
 
@@ -16,11 +17,17 @@ many batches. The main thread's CPU time per batch (``time.thread_time``,
 which other jobs on the machine do not inflate) is split by part, and
 ``--operators`` adds MXNet's profiler table of one epoch (aggregate stats).
 ``--plain`` uses the plain static graph instead of the oneDNN-shaped one.
+``--torch`` also times eager PyTorch's bare step on the same batch size
+(torch_reference.py ``--bare-steps``, in a child process: torch and MXNet bring
+different OpenMP runtimes), once per repeat right after ours, and prints both
+in ms per step with their ratio per repeat: the steps alone, compared in the
+same minutes.
 Threads: ``OMP_NUM_THREADS`` as set (MXNet's default is all cores).
 """
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -37,6 +44,8 @@ def main(argv=None):
     ap.add_argument('--repeats', type=int, default=3)
     ap.add_argument('--plain', action='store_true', help='the plain static graph')
     ap.add_argument('--operators', action='store_true', help="MXNet profiler's operator table")
+    ap.add_argument('--torch', action='store_true',
+                    help="eager PyTorch's bare step beside ours, alternating")
     args = ap.parse_args(argv)
     for line in machine_lines():
         print(line)
@@ -101,10 +110,11 @@ def main(argv=None):
 
     epoch()  # warm-up: graph building, oneDNN primitives
     walls = {k: [] for k in ('step', 'data', 'epoch', 'evaluation')}
-    cpu = {}
+    torch_ms = []
     for _ in range(args.repeats):
-        wall, cpu['forward (push)'] = step()[0], None
-        walls['step'].append(wall)
+        walls['step'].append(step()[0])
+        if args.torch:
+            torch_ms.append(_torch_bare_step(args.data_dir, batches))
         walls['data'].append(data()[0])
         walls['epoch'].append(epoch()[0])
         walls['evaluation'].append(evaluation())
@@ -127,6 +137,12 @@ def main(argv=None):
              'loader': data_cpu, 'whole epoch loop': epoch_cpu}
     for name, seconds in parts.items():
         print(f'  {name:<17} {1e6 * seconds / batches:5.0f} us')
+    if torch_ms:
+        ours_ms = [1e3 * w / batches for w in walls['step']]
+        print(f'bare step, ms per batch of 256, per repeat: ours '
+              f'{" ".join(f"{v:.1f}" for v in ours_ms)}; eager PyTorch '
+              f'{" ".join(f"{v:.1f}" for v in torch_ms)}; PyTorch / ours '
+              f'{" ".join(f"{t / o:.2f}" for t, o in zip(torch_ms, ours_ms))}')
     if args.operators:
         mx.profiler.set_config(profile_all=True, aggregate_stats=True,
                                filename=os.devnull)
@@ -134,6 +150,17 @@ def main(argv=None):
         epoch()
         mx.profiler.set_state('stop')
         print(mx.profiler.dumps(reset=True))
+
+
+def _torch_bare_step(data_dir, steps):
+    """Eager PyTorch's bare step in ms, from a child process with this process's threads."""
+    out = subprocess.run([sys.executable, os.path.join(HERE, 'torch_reference.py'),
+                          '--data-dir', data_dir, '--bare-steps', str(steps)],
+                         capture_output=True, text=True, check=True).stdout
+    lines = [line for line in out.splitlines() if line.startswith('BARE_STEP_MS ')]
+    if not lines:
+        raise SystemExit(f'profile_lenet: torch_reference.py gave no step time: {out.strip()}')
+    return float(lines[0].split()[1])
 
 
 if __name__ == '__main__':

@@ -2,6 +2,7 @@
 
     python benchmarks/torch_reference.py [--data-dir DIR] [--epochs 10] [--lr 0.9]
                                          [--batch-size 256] [--threads 2] [--compile]
+                                         [--bare-steps K]
 
 Eager PyTorch by default; ``--compile`` trains through ``torch.compile(net)``
 (TorchInductor's C++ kernels; compiling happens in the first epoch and is timed
@@ -17,6 +18,10 @@ Data: the same IDX files, decoded once and kept in memory as a uint8 tensor;
 each batch is an ``index_select`` + ``float() / 255``, the counterpart of
 gluon_classics's ``take`` + cast on the context (no DataLoader, no workers).
 The epoch's loss sum and correct count stay tensors until the epoch ends.
+
+``--bare-steps K`` times the bare training step instead (profile_lenet.py's
+``--torch``): K steps (zero_grad, forward, loss, backward, SGD) on the first
+batch, after 5 untimed ones, and prints ``BARE_STEP_MS <ms per step>``.
 
 Prints a line per epoch and ``BENCH_JSON`` lines (see ``_common.py``). Exits 0
 with a one-line notice when PyTorch is not installed (it is never a dependency
@@ -49,6 +54,8 @@ def main(argv=None):
     ap.add_argument('--threads', type=int, default=None,
                     help='torch.set_num_threads (default: $OMP_NUM_THREADS, else 2)')
     ap.add_argument('--compile', action='store_true', help='train through torch.compile(net)')
+    ap.add_argument('--bare-steps', type=int, metavar='K',
+                    help='time K bare training steps on one batch instead of training')
     args = ap.parse_args(argv)
     peer = 'torch-compile' if args.compile else 'torch'
     try:
@@ -77,6 +84,9 @@ def main(argv=None):
     optimizer = torch.optim.SGD(net.parameters(), lr=args.lr)
     loss = nn.CrossEntropyLoss()
     n, b = len(train_x), args.batch_size
+    if args.bare_steps:
+        return _bare_steps(train_net, optimizer, loss, train_x[:b].float().div_(255),
+                           train_y[:b], args.bare_steps)
     gen = torch.Generator().manual_seed(args.seed)
     print(f'training on cpu, torch {torch.__version__}, {threads} threads, '
           f'{"torch.compile" if args.compile else "eager"}', flush=True)
@@ -115,6 +125,21 @@ def main(argv=None):
         emit(kind='epoch', peer=peer, **record)
     emit(kind='run', peer=peer, total_s=time.time() - start, threads=threads,
          torch_version=torch.__version__)
+    return 0
+
+
+def _bare_steps(net, optimizer, loss, X, y, steps):
+    """Wall ms per training step on one fixed batch (the counterpart of profile_lenet's step)."""
+    def step():
+        optimizer.zero_grad()
+        loss(net(X), y).backward()
+        optimizer.step()
+    for _ in range(5):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()  # eager PyTorch computes synchronously: done when it returns
+    print(f'BARE_STEP_MS {(time.perf_counter() - start) / steps * 1e3:.3f}', flush=True)
     return 0
 
 
