@@ -19,9 +19,9 @@ from ..model_zoo import MODELS, get_model, recipe
 from ..utils.devices import loader_ctx, resolve_ctx
 from ..utils.outputs import check_output
 from .checkpoint import load_checkpoint
-from .onednn import check_dtype
 from .distributed import (checkpoint_path, connect, default_kvstore, is_distributed,
                           shard_for_worker, worker_batch_size)
+from .onednn import check_dtype
 from .trainer import train_ch5
 
 __all__ = ['fit', 'RECIPES', 'OPTIMIZERS', 'SCHEDULES', 'ReduceLROnPlateau', 'CosineSchedule',
