@@ -267,7 +267,7 @@ def check_dtype(net, ctxs, dtype, hybridize=True):
                          f'use float32')
 
 
-def onednn_objective(net, ctxs, dtype='float32'):
+def onednn_objective(net, ctxs, dtype='float32', hybridize=True):
     """The rewritten training graph for ``net``, or None where it does not apply.
 
     It applies on CPU contexts with oneDNN, to nets whose forward is a chain of
@@ -277,7 +277,7 @@ def onednn_objective(net, ctxs, dtype='float32'):
     ``dtype='bfloat16'`` always returns the graph, in bfloat16, or raises
     ValueError (:func:`check_dtype`).
     """
-    check_dtype(net, ctxs, dtype)
+    check_dtype(net, ctxs, dtype, hybridize)
     if not all(c.device_type == 'cpu' for c in ctxs):
         return None
     if not mx.runtime.Features().is_enabled('MKLDNN'):

@@ -120,9 +120,8 @@ def make_objective(net, ctxs, hybridize=True, dtype='float32'):
     ``dtype='bfloat16'``: that graph in bfloat16 (opt-in, avx512_bf16 CPUs,
     conv chains; else ValueError).
     """
-    check_dtype(net, ctxs, dtype, hybridize)
-    if dtype != 'float32':
-        return onednn_objective(net, ctxs, dtype)
+    if dtype != 'float32':  # only the chain graph has a bfloat16 form (it checks the request)
+        return onednn_objective(net, ctxs, dtype, hybridize)
     if type(net) is nn.Sequential and all(isinstance(b, gluon.HybridBlock)
                                           for b in net._children.values()):
         # the books' nn.Sequential LeNet (exactly: a subclass may have its own
