@@ -42,7 +42,7 @@ import gluon_classics
 from gluon_classics import get_model, load_data, mx
 from gluon_classics.data import default_root
 from gluon_classics.training import make_trainer, seed_everything, train_ch5
-from gluon_classics.training.distributed import ParallelContext, shard_for_worker
+from gluon_classics.training.distributed import StackedShards
 
 NOT_RUN = 77
 HOSTS = ('10.254.18.1', '10.254.18.2')  # private, and only inside the two namespaces
@@ -189,36 +189,17 @@ def _run_job(tmp, ns, ssh_config, hostfile, data_dir):
     return job, out
 
 
-class _Stacked:
-    """One process's view of the job's steps: both workers' batches of a step, stacked."""
-
-    def __init__(self, shards):
-        self.shards, self.epoch = shards, 0
-
-    def __len__(self):
-        return len(self.shards[0])
-
-    def __iter__(self):
-        for shard in self.shards:
-            shard.epoch = self.epoch
-        self.epoch += 1
-        for parts in zip(*self.shards):
-            yield (mx.nd.concat(*[X for X, _ in parts], dim=0),
-                   mx.nd.concat(*[y for _, y in parts], dim=0))
-
-
 def _one_process(data_dir, num_workers=2):
     """What the job computes (fit's steps on 2 workers), in one process with the total batch."""
     seed_everything(0)
     train_iter, test_iter = load_data('fashion-mnist', BATCH // num_workers, root=data_dir,
                                       ctx=mx.cpu(), shuffle_seed=0)
     train_iter = train_iter.subset(EXAMPLES, seed=0)
-    shards = [shard_for_worker(train_iter, ParallelContext('dist_sync', r, num_workers))
-              for r in range(num_workers)]
     net = get_model('lenet', num_classes=10, in_channels=1)
     net.initialize(mx.init.Xavier(), ctx=[mx.cpu()])
-    history = train_ch5(net, _Stacked(shards), test_iter, BATCH, make_trainer(net, LR),
-                        mx.cpu(), 1, seed=0, log=lambda *a: None, progress=False)
+    history = train_ch5(net, StackedShards(train_iter, num_workers), test_iter, BATCH,
+                        make_trainer(net, LR), mx.cpu(), 1, seed=0, log=lambda *a: None,
+                        progress=False)
     return net, history
 
 

@@ -17,7 +17,7 @@ from gluon_classics.training import DTYPES, load_checkpoint, make_objective
 from gluon_classics.training import onednn
 from gluon_classics.utils.devices import cpu_info
 
-HAS_BF16 = any(f in cpu_info()[2] for f in ('avx512_bf16', 'amx_bf16'))
+HAS_BF16 = any(f in cpu_info()[2] for f in onednn._BF16_FLAGS)
 
 
 def _built(net, n=64, seed=0):

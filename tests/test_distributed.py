@@ -23,8 +23,9 @@ from gluon_classics.data import ArrayLoader
 from gluon_classics import launch as launcher
 from gluon_classics.launch import launch
 from gluon_classics.training import make_trainer, train_ch5
-from gluon_classics.training.distributed import (ParallelContext, connect, default_kvstore,
-                                                 shard_for_worker, worker_batch_size)
+from gluon_classics.training.distributed import (ParallelContext, StackedShards, connect,
+                                                 default_kvstore, shard_for_worker,
+                                                 worker_batch_size)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Everything a job binds to or connects to; the launcher's default, spelled out.
@@ -366,24 +367,6 @@ def _run_job(tmp_path, kvstore, hard_limit=150):
     return out
 
 
-class _Stacked:
-    """One process's view of a job's steps: every worker's batch of a step, stacked."""
-
-    def __init__(self, shards):
-        self.shards, self.epoch = shards, 0
-
-    def __len__(self):
-        return len(self.shards[0])
-
-    def __iter__(self):
-        for shard in self.shards:
-            shard.epoch = self.epoch
-        self.epoch += 1
-        for parts in zip(*self.shards):
-            yield (mx.nd.concat(*[X for X, _ in parts], dim=0),
-                   mx.nd.concat(*[y for _, y in parts], dim=0))
-
-
 def _one_process_reference(data_dir, num_workers=2):
     """What the job computes, in one process: WORKER's fit() with the job's total batch."""
     from gluon_classics import get_model, load_data
@@ -391,12 +374,10 @@ def _one_process_reference(data_dir, num_workers=2):
     seed_everything(0)
     train_iter, test_iter = load_data('fashion-mnist', 32 // num_workers, root=data_dir,
                                       ctx=mx.cpu(), shuffle_seed=0)
-    shards = [shard_for_worker(train_iter, _fake_kv('dist_sync', num_workers, r))
-              for r in range(num_workers)]
     net = get_model('lenet', activation='relu', num_classes=10, in_channels=1)
     net.initialize(init.Xavier(), ctx=mx.cpu())
-    history = train_ch5(net, _Stacked(shards), test_iter, 32, make_trainer(net, 0.1), mx.cpu(),
-                        3, seed=0, log=_quiet, progress=False)
+    history = train_ch5(net, StackedShards(train_iter, num_workers), test_iter, 32,
+                        make_trainer(net, 0.1), mx.cpu(), 3, seed=0, log=_quiet, progress=False)
     return net, history
 
 

@@ -23,7 +23,8 @@ from typing import Any
 import mxnet as mx
 
 __all__ = ['ParallelContext', 'default_kvstore', 'is_distributed', 'connect',
-           'worker_batch_size', 'shard_for_worker', 'checkpoint_path', 'sum_over_workers']
+           'worker_batch_size', 'shard_for_worker', 'StackedShards', 'checkpoint_path',
+           'sum_over_workers']
 
 # KVStore key of the epoch's [loss sum, correct, examples], set up when joining;
 # the Trainer's parameters use the keys 0 .. num_params - 1.
@@ -184,6 +185,32 @@ def shard_for_worker(train_iter, parallel, seed=0, log=None):
         log(f'{parallel.type}: {workers} workers x {per_worker} examples, batch '
             f'{train_iter.batch_size} per worker{total}')
     return train_iter.shard(workers, me)
+
+
+class StackedShards:
+    """A ``dist_sync`` job's steps seen from one process: every worker's batch, stacked.
+
+    The workers' shards of ``train_iter`` (:func:`shard_for_worker`, rank by
+    rank), and at each step their batches concatenated: trained with the
+    job's total batch size, one process computes what the job computes, which
+    is how the job is checked.
+    """
+
+    def __init__(self, train_iter, num_workers, seed=0):
+        self.shards = [shard_for_worker(train_iter, ParallelContext('dist_sync', rank, num_workers),
+                                        seed=seed) for rank in range(num_workers)]
+        self.epoch = 0
+
+    def __len__(self):
+        return len(self.shards[0])
+
+    def __iter__(self):
+        for shard in self.shards:
+            shard.epoch = self.epoch
+        self.epoch += 1
+        for parts in zip(*self.shards):
+            yield (mx.nd.concat(*[X for X, _ in parts], dim=0),
+                   mx.nd.concat(*[y for _, y in parts], dim=0))
 
 
 def checkpoint_path(parallel, checkpoint, resume, log=None):
