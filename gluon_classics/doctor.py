@@ -12,6 +12,7 @@ import sys
 from ._backend import PRELOADED, _numpy_too_new, mx
 from .data.fashion_mnist import FASHION_MNIST, IDX_FILES, default_root
 from .data.idx import find_file
+from .training import kernels
 from .utils import cuda, devices
 from .utils.devices import cpu_info
 
@@ -80,6 +81,7 @@ def report(data_dir=None):
         numpy=_version('numpy'), d2l=_version('d2l'),
         cpu=_cpu(), omp_threads={k: os.environ.get(k)
                                  for k in ('OMP_NUM_THREADS', 'MXNET_OMP_MAX_THREADS')},
+        cpu_kernels=kernels.describe(),
         gpus=_gpus(cuda_build),
         cuda_driver='{}.{}'.format(*driver) if driver else None,
         cuda_libraries={name: dict(version=v, path=p)
@@ -112,6 +114,9 @@ def _hints(facts, cuda_build):
                      f"{facts['fashion_mnist']['folder']}: they are downloaded on first use; "
                      f"offline, put them there, or point GLUON_CLASSICS_DATA or --data-dir at "
                      f"them")
+    if facts['cpu_kernels'].startswith('off: no C++'):
+        hints.append("no C++ compiler: LeNet's first block trains on MXNet's operators "
+                     "(same numbers, slower); install g++ for our kernel")
     threads, cores = facts['omp_threads']['OMP_NUM_THREADS'], facts['cpu']['cores']
     if threads and threads.isdigit() and cores and int(threads) > cores:
         hints.append(f'OMP_NUM_THREADS={threads} is more than the {cores} cores: '
@@ -144,6 +149,7 @@ def format_report(facts):
         lines.append(f"OMP_NUM_THREADS: not set (MXNet was imported with {cpu['cores']}, "
                      f"one per core)")
     lines += [f'{k}: {v}' for k, v in omp.items() if v]
+    lines.append(f"own CPU kernels (LeNet's first block): {facts['cpu_kernels']}")
     for g in facts['gpus']:
         verdict = 'usable' if g['usable'] else f"not usable: {g['reason']}"
         lines.append(f"gpu {g['index']}: {g['name']}, compute capability {g['capability']}, "

@@ -1,5 +1,7 @@
 """The oneDNN-shaped training graph computes the same loss, count and gradients,
-and applies only where the net's forward is the chain of its layers."""
+and applies only where the net's forward is the chain of its layers. LeNet's
+first block runs on our own operator (conv_pool.cc) there, checked here for the
+same numbers in every shape it takes."""
 import mxnet as mx
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ from mxnet.gluon import nn
 
 from gluon_classics import alexnet, lenet
 from gluon_classics.model_zoo import LeNet
-from gluon_classics.training import make_objective
+from gluon_classics.training import kernels, make_objective
 from gluon_classics.training.onednn import onednn_objective
 from gluon_classics.training.trainer import _Objective
 
@@ -82,6 +84,8 @@ def test_same_loss_count_and_gradients(case):
     net, X, y = _built(spec if callable(spec) else lambda: lenet(**spec))
     fast = onednn_objective(net, [mx.cpu()])
     assert fast is not None, 'the rewrite should apply to every LeNet'
+    # our kernel takes the first block, except LeNet-5's (tanh, which it does not compute)
+    assert (fast._ops[0]['op'] == 'conv_pool') == (case != 'lenet5 (32x32)'), kernels.status()
     _assert_same(fast, net, X, y)
     # the Parameters keep the chapter's shapes, and the net is not hybridized behind its back
     first = next(layer for layer in net._children.values() if isinstance(layer, nn.Conv2D)) \
@@ -196,3 +200,62 @@ def test_sequential_subclass_trains_on_its_own_forward():
     loss, _ = make_objective(net, [mx.cpu()])(X, y)
     own = gluon.loss.SoftmaxCrossEntropyLoss()(net(X), y.astype('float32')).sum()
     assert loss.asscalar() == pytest.approx(own.asscalar(), rel=1e-5)
+
+
+def _block(size, channels=5, kernel=5, padding=2, act='relu', pool=nn.MaxPool2D, q=2):
+    """A conv block on 1-channel images, then another conv and a dense layer."""
+    def make():
+        net = nn.HybridSequential()
+        net.add(nn.Conv2D(channels, kernel, padding=padding, activation=act), pool(q, q),
+                nn.Conv2D(4, 3, activation='sigmoid'), nn.Dense(10))
+        net.input_shape = (1, size, size)
+        return net
+    return make
+
+
+@pytest.mark.parametrize('make', [
+    _block(64),  # two tiles of 32 columns
+    _block(70, kernel=3, padding=1, act='sigmoid', pool=nn.AvgPool2D),
+    _block(80, q=4, act=None),
+    _block(40, kernel=9, padding=4, q=8, pool=nn.AvgPool2D),
+    _block(30, q=4),  # rows and columns 28, 29 under no window
+    _block(33, q=1, channels=9, padding=0),
+], ids=['64px', '70px k3 avg', '80px pool4 identity', '40px k9 pool8', '30px pool4', 'pool1 9ch'])
+def test_our_kernel_in_other_shapes(make):
+    net, X, y = _built(make)
+    fast = onednn_objective(net, [mx.cpu()])
+    assert fast._ops[0]['op'] == 'conv_pool'
+    _assert_same(fast, net, X, y)
+
+
+def test_max_pool_ties_go_to_the_first_maximum():
+    """Constant images make equal activations in every inner window: MXNet's
+    pooling gives the gradient to the first of them, and so must ours."""
+    net, _, y = _built(_block(28, padding=0))
+    X = mx.nd.ones((32, 1, 28, 28))
+    X[:, :, ::7] = 0.5  # a few rows that differ, so the gradient is not all one tie
+    _assert_same(onednn_objective(net, [mx.cpu()]), net, X, y)
+
+
+def test_a_nan_weight_gives_a_nan_loss():
+    net, X, y = _built(lenet)
+    weight = net.features[0].weight.data()
+    weight[0, 0, 0, 0] = float('nan')
+    loss, _ = onednn_objective(net, [mx.cpu()])(X, y)
+    assert np.isnan(loss.asscalar())
+
+
+def test_gradients_added_not_written_keep_mxnets_operators():
+    net, X, y = _built(lenet)
+    net.features[0].weight.grad_req = 'add'
+    fast = onednn_objective(net, [mx.cpu()])
+    assert fast._ops[0]['op'] == 'conv'
+    _assert_same(fast, net, X, y)
+
+
+@pytest.mark.parametrize('q', [3, 5])
+def test_pool_sizes_not_dividing_the_tile_keep_mxnets_operators(q):
+    net, X, y = _built(_block(30, q=q))
+    fast = onednn_objective(net, [mx.cpu()])
+    assert fast._ops[0]['op'] == 'conv'
+    _assert_same(fast, net, X, y)

@@ -39,6 +39,7 @@ from mxnet.contrib.amp.amp import bfloat16  # the dtype object amp_cast understa
 from mxnet.gluon import nn
 
 from ..utils.devices import cpu_info
+from . import kernels
 
 __all__ = ['onednn_objective', 'chain_layers', 'check_dtype', 'DTYPES']
 
@@ -142,6 +143,38 @@ def _conv_plan(layer, zero_maps_in):
     return plan
 
 
+def _fused_blocks(layers):
+    """{index: plan} of the conv + pooling pairs our ``conv_pool`` operator computes.
+
+    It takes a first conv on 1-channel images (square kernel up to 11, stride
+    1, bias, sigmoid/relu/no activation) followed by non-overlapping pooling
+    without padding, of a size dividing 32 (the kernel's tile of columns):
+    LeNet's first block in every variant. Its gradients are written,
+    not added, so parameters with ``grad_req='add'`` keep MXNet's operators.
+    """
+    found = {}
+    for i, (conv, pool) in enumerate(zip(layers, layers[1:])):
+        if not (isinstance(conv, nn.Conv2D) and isinstance(pool, (nn.MaxPool2D, nn.AvgPool2D))):
+            continue
+        out, cin, kh, kw = conv.weight.shape
+        ck, pk = conv._kwargs, pool._kwargs
+        if (i != 0 or cin != 1 or kh != kw or kh > 11 or ck['stride'] != (1, 1)
+                or ck['pad'][0] != ck['pad'][1] or conv.bias is None
+                or _act_type(conv) not in ('sigmoid', 'relu', None)
+                or any(p.grad_req != 'write' for p in (conv.weight, conv.bias))
+                or pk['global_pool'] or pk['pooling_convention'] != 'valid'
+                or pk['kernel'][0] != pk['kernel'][1] or 32 % pk['kernel'][0]
+                or pk['stride'] != pk['kernel']
+                or pk['pad'] != (0, 0)):
+            continue
+        if not kernels.load():
+            return {}
+        found[i] = dict(op='conv_pool', pad=ck['pad'][0], activation=_act_type(conv) or 'identity',
+                        pool=pk['pool_type'], pool_size=pk['kernel'][0], channels=out,
+                        out_channels=_ceil8(out))
+    return found
+
+
 class _OneDNNObjective(gluon.HybridBlock):
     """Summed softmax cross-entropy and correct count of a layer chain, in oneDNN's shapes.
 
@@ -153,8 +186,14 @@ class _OneDNNObjective(gluon.HybridBlock):
         super().__init__(prefix='onednn_')
         self._dtype = dtype
         self._ops, zero_maps = [], 0  # what each layer computes; no Blocks kept
+        fused = _fused_blocks(layers) if dtype == 'float32' else {}
         for i, layer in enumerate(layers):
-            if isinstance(layer, nn.Conv2D):
+            if i - 1 in fused:
+                continue  # the pooling computed by the fused operator before it
+            if i in fused:
+                op = fused[i]
+                zero_maps = op['out_channels'] - op['channels']
+            elif isinstance(layer, nn.Conv2D):
                 op = dict(_conv_plan(layer, zero_maps), op='conv')
                 zero_maps = op['zero_out']
             elif isinstance(layer, (nn.MaxPool2D, nn.AvgPool2D)):
@@ -165,7 +204,7 @@ class _OneDNNObjective(gluon.HybridBlock):
                 op = dict(op='dense', units=layer._units, flatten=layer._flatten,
                           act=_act_type(layer))
                 zero_maps = 0  # sliced away before it
-            self._ops.append(op)
+            self._ops.append(dict(op, index=i))
             for kind in ('weight', 'bias'):  # registered by name for hybrid_forward
                 param = getattr(layer, kind, None)
                 if param is not None:
@@ -175,7 +214,8 @@ class _OneDNNObjective(gluon.HybridBlock):
     @property
     def rewritten(self):
         """Whether some layer is computed in other shapes than the plain graph's."""
-        return any(op.get('shifts') or op.get('zero_out') for op in self._ops)
+        return any(op.get('shifts') or op.get('zero_out') or op['op'] == 'conv_pool'
+                   for op in self._ops)
 
     def hybrid_forward(self, F, x, y, **params):
         if not mx.util.is_np_array():
@@ -192,9 +232,14 @@ class _OneDNNObjective(gluon.HybridBlock):
             return F.amp_cast(a, dtype=bfloat16) if low and a is not None else a
 
         h, channels, zero_maps = cast(x), None, 0  # zero_maps: padding maps after the real ones
-        for i, op in enumerate(self._ops):
-            weight, bias = params.get(f'weight{i}'), params.get(f'bias{i}')
-            if op['op'] == 'conv':
+        for op in self._ops:
+            weight, bias = params.get(f'weight{op["index"]}'), params.get(f'bias{op["index"]}')
+            if op['op'] == 'conv_pool':  # x needs no gradient: the operator computes none
+                h = F.gluon_classics_conv_pool(
+                    F.BlockGrad(h), weight, bias, pad=op['pad'], act=op['activation'],
+                    pool=op['pool'], pool_size=op['pool_size'], out_channels=op['out_channels'])[0]
+                channels, zero_maps = op['channels'], op['out_channels'] - op['channels']
+            elif op['op'] == 'conv':
                 h = self._conv(F, h, weight, bias, op, cast)
                 channels, zero_maps = op['channels'], op['zero_out']
             elif op['op'] == 'pool':

@@ -1,0 +1,91 @@
+"""Our CPU kernels' build: compiled once into the cache, reused, and when they
+cannot be had, training says why and uses MXNet's operators.
+
+Each case runs in a fresh process: MXNet loads a library once per process.
+"""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from gluon_classics.training import kernels
+
+# what the child prints: the status line, then the first op of LeNet's training graph
+CHILD = '''
+import mxnet as mx
+from gluon_classics import lenet
+from gluon_classics.training import kernels
+from gluon_classics.training.onednn import onednn_objective
+net = lenet()
+net.initialize()
+net(mx.nd.zeros((2, 1, 28, 28)))
+print(kernels.describe())
+objective = onednn_objective(net, [mx.cpu()])
+print(kernels.status())
+print(objective._ops[0]['op'])
+loss, _ = objective(mx.nd.ones((4, 1, 28, 28)), mx.nd.array([0, 1, 2, 3]))
+print(round(float(loss.asscalar()), 3) > 0)
+'''
+
+
+def _child(tmp_path, **env):
+    full = dict(os.environ, GLUON_CLASSICS_CACHE=str(tmp_path / 'cache'), **env)
+    done = subprocess.run([sys.executable, '-c', CHILD], env=full, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_built_once_into_the_cache_then_reused(tmp_path):
+    before, status, op, trained = _child(tmp_path)
+    assert before.startswith('on, compiled by ') and op == 'conv_pool' and trained == 'True'
+    built = [f for f in os.listdir(tmp_path / 'cache') if f.endswith('.so')]
+    assert len(built) == 1 and status == f"on ({tmp_path / 'cache' / built[0]})"
+    mtime = os.path.getmtime(tmp_path / 'cache' / built[0])
+    again = _child(tmp_path)
+    assert again[0] == again[1] == status and again[2] == 'conv_pool'
+    assert os.path.getmtime(tmp_path / 'cache' / built[0]) == mtime
+    assert os.listdir(tmp_path / 'cache') == built  # no temporary files left
+
+
+@pytest.mark.parametrize('env, says', [
+    (dict(GLUON_CLASSICS_KERNELS='0'), 'off (GLUON_CLASSICS_KERNELS=0)'),
+    (dict(CXX='no-such-compiler'), 'off: no C++ compiler (install g++ or set CXX)'),
+], ids=['switched off', 'no compiler'])
+def test_without_our_kernels_mxnets_operators_train(tmp_path, env, says):
+    before, status, op, trained = _child(tmp_path, **env)
+    assert before == status == says
+    assert op == 'conv' and trained == 'True'
+    assert not (tmp_path / 'cache').exists()
+
+
+def test_a_failing_compiler_is_reported_and_leaves_nothing(tmp_path):
+    compiler = tmp_path / 'fails'
+    compiler.write_text('#!/bin/sh\nif [ "$1" = --version ]; then echo fails 1.0; exit 0; fi\n'
+                        'echo "fails: error: out of luck" >&2; exit 1\n')
+    compiler.chmod(0o755)
+    _, status, op, trained = _child(tmp_path, CXX=str(compiler))
+    assert status == f'off: {compiler} failed: fails: error: out of luck'
+    assert op == 'conv' and trained == 'True'
+    assert os.listdir(tmp_path / 'cache') == []
+
+
+def test_a_link_where_the_library_goes_is_left_alone(tmp_path):
+    _child(tmp_path)  # builds it, to learn its name
+    (built,) = os.listdir(tmp_path / 'cache')
+    path = tmp_path / 'cache' / built
+    path.unlink()
+    target = tmp_path / 'elsewhere.so'
+    target.write_bytes(b'not a library')
+    path.symlink_to(target)
+    _, status, op, _ = _child(tmp_path)
+    assert status == f'off: {path} is not a regular file (a link?); remove it to rebuild'
+    assert op == 'conv' and path.is_symlink() and target.read_bytes() == b'not a library'
+
+
+def test_in_this_process_the_kernels_are_on():
+    """CI's machine has g++: LeNet trains on our kernel there (the tests above
+    check the other cases in their own processes)."""
+    assert kernels.load(), kernels.status()
+    assert kernels.status() == kernels.describe()
