@@ -20,6 +20,9 @@ plain SGD with lr 0.9, batch 256 and the same number of epochs:
                  the oneDNN-shaped training graph of training/onednn.py)
   ours-plain     the same with the plain static graph (``--ab`` adds it): the A/B of
                  the oneDNN-shaped graph, measured in the same run
+  ours-mxnet-ops the oneDNN-shaped graph with MXNet's operators for LeNet's first
+                 block instead of our kernel (``GLUON_CLASSICS_KERNELS=0``; ``--ab``
+                 adds it too): the A/B of training/conv_pool.cc
 
 Each peer runs in its own process (d2l's numpy mode is process-wide; torch and
 MXNet bring different OpenMP runtimes), one after the other, in alternating
@@ -44,8 +47,8 @@ jobs on the two cores, OpenMP with 2 threads slows everything several-fold
 Prints per-run ``BENCH_JSON`` lines, a table of min/median over repeats, with
 ``--repeats`` > 1 the final test accuracy of every seed (repeat r uses seed
 ``--seed`` + r), and as the last line ``speedup_vs_d2l=X.XX speedup_vs_torch=Y.YY
-speedup_vs_torch_compile=Z.ZZ onednn_vs_plain=W.WW`` (ratios of the median
-examples/s of ``ours``; ``n/a`` where a peer did not run).
+speedup_vs_torch_compile=Z.ZZ onednn_vs_plain=W.WW kernel_vs_mxnet_ops=V.VV`` (ratios
+of the median examples/s of ``ours``; ``n/a`` where a peer did not run).
 """
 import argparse
 import json
@@ -61,16 +64,19 @@ sys.path.insert(0, os.path.dirname(HERE))
 from _common import (add_run_arguments, emit, format_table, machine_lines,  # noqa: E402
                      run_peer, summarize, wall_examples_per_sec)
 
-PEERS = ('d2l', 'torch', 'torch-compile', 'ours', 'ours-plain')
+PEERS = ('d2l', 'torch', 'torch-compile', 'ours', 'ours-plain', 'ours-mxnet-ops')
 LABELS = {'d2l': 'd2l.mxnet.train_ch6 + book DataLoader', 'torch': 'eager PyTorch, same loop',
           'torch-compile': 'torch.compile PyTorch, same loop',
-          'ours': 'gluon_classics train_ch5', 'ours-plain': 'gluon_classics, plain graph'}
+          'ours': 'gluon_classics train_ch5', 'ours-plain': 'gluon_classics, plain graph',
+          'ours-mxnet-ops': 'gluon_classics, no own kernel'}
 OPTIONAL = ('torch-compile',)  # a failure to run is reported, not fatal
 
 
 # --------------------------------------------------------------------------------------
 def run_mxnet_peer(args, peer):
     """Child process of peer 'ours': train and print BENCH_JSON lines."""
+    if peer == 'ours-mxnet-ops':  # MXNet's operators for LeNet's first block, not our kernel
+        os.environ['GLUON_CLASSICS_KERNELS'] = '0'
     from gluon_classics import lenet, load_data_fashion_mnist, mx, train_ch5
     from mxnet import gluon, init
     if peer == 'ours-plain':  # the A/B: train_ch5 falls back to the plain static graph
@@ -129,16 +135,18 @@ def main(argv=None):
     ap.add_argument('--peers', default='d2l,torch,ours',
                     help=f'comma-separated, from {",".join(PEERS)}')
     ap.add_argument('--ab', action='store_true',
-                    help='add ours-plain: the plain static graph against the oneDNN-shaped one')
-    ap.add_argument('--child', choices=('ours', 'ours-plain'), help=argparse.SUPPRESS)
+                    help='add ours-plain (the plain static graph) and ours-mxnet-ops (no own '
+                         'kernel) beside ours')
+    ap.add_argument('--child', choices=('ours', 'ours-plain', 'ours-mxnet-ops'),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.data_dir = os.path.abspath(os.path.expanduser(args.data_dir))
     if args.child:
         return run_mxnet_peer(args, args.child)
 
     peers = [p.strip() for p in args.peers.split(',') if p.strip()]
-    if args.ab and 'ours-plain' not in peers:
-        peers.append('ours-plain')
+    if args.ab:
+        peers += [p for p in ('ours-plain', 'ours-mxnet-ops') if p not in peers]
     unknown = set(peers) - set(PEERS)
     if unknown or not peers:
         ap.error(f'unknown peers {sorted(unknown)}: choose from {",".join(PEERS)}')
@@ -230,7 +238,8 @@ def main(argv=None):
         print(f'mean final test accuracy, ours minus d2l: {100 * diff:+.1f} points')
     print(f'speedup_vs_d2l={ratio("d2l")} speedup_vs_torch={ratio("torch")} '
           f'speedup_vs_torch_compile={ratio("torch-compile")} '
-          f'onednn_vs_plain={ratio("ours-plain")}')
+          f'onednn_vs_plain={ratio("ours-plain")} '
+          f'kernel_vs_mxnet_ops={ratio("ours-mxnet-ops")}')
     return 0
 
 

@@ -1,7 +1,7 @@
 """Where an epoch of LeNet training goes: step, data, bookkeeping, evaluation.
 
-    python benchmarks/profile_lenet.py [--data-dir DIR] [--repeats 3] [--plain] [--operators]
-                                       [--torch]
+    python benchmarks/profile_lenet.py [--data-dir DIR] [--repeats 3] [--plain] [--no-kernel]
+                                       [--operators] [--torch] [--kernel-ab]
 
 In one process, alternating, ``--repeats`` times (min / median printed):
 
@@ -16,7 +16,13 @@ In one process, alternating, ``--repeats`` times (min / median printed):
 many batches. The main thread's CPU time per batch (``time.thread_time``,
 which other jobs on the machine do not inflate) is split by part, and
 ``--operators`` adds MXNet's profiler table of one epoch (aggregate stats).
-``--plain`` uses the plain static graph instead of the oneDNN-shaped one.
+``--plain`` uses the plain static graph instead of the oneDNN-shaped one;
+``--no-kernel`` the oneDNN-shaped one with MXNet's operators for LeNet's first
+block instead of our kernel (training/conv_pool.cc). ``--kernel-ab`` instead
+times the bare step with and without our kernel, alternating in one process
+(``--repeats`` rounds of an epoch's worth of steps each), and prints both
+and their ratio per round: the A/B of the kernel, free of the minute-to-minute
+drift between processes.
 ``--torch`` also times eager PyTorch's bare step on the same batch size
 (torch_reference.py ``--bare-steps``, in a child process: torch and MXNet bring
 different OpenMP runtimes), once per repeat right after ours, and prints both
@@ -43,7 +49,11 @@ def main(argv=None):
     ap.add_argument('--data-dir', default=DEFAULT_DATA_DIR)
     ap.add_argument('--repeats', type=int, default=3)
     ap.add_argument('--plain', action='store_true', help='the plain static graph')
+    ap.add_argument('--no-kernel', action='store_true',
+                    help="MXNet's operators for LeNet's first block, not our kernel")
     ap.add_argument('--operators', action='store_true', help="MXNet profiler's operator table")
+    ap.add_argument('--kernel-ab', action='store_true',
+                    help='the bare step with and without our kernel, alternating')
     ap.add_argument('--torch', action='store_true',
                     help="eager PyTorch's bare step beside ours, alternating")
     args = ap.parse_args(argv)
@@ -53,7 +63,10 @@ def main(argv=None):
           f'{" ".join(open("/proc/loadavg").read().split()[:3])}, '
           f'OMP_NUM_THREADS={os.environ.get("OMP_NUM_THREADS", "unset")}', flush=True)
 
+    if args.no_kernel:
+        os.environ['GLUON_CLASSICS_KERNELS'] = '0'
     from gluon_classics import lenet, load_data_fashion_mnist, mx
+    from gluon_classics.training import kernels
     from gluon_classics.training import trainer as loop
     from gluon_classics.training.distributed import ParallelContext
     from mxnet import autograd, gluon, init, nd
@@ -74,13 +87,13 @@ def main(argv=None):
     clock = time.thread_time
     alone = ParallelContext()
 
-    def step():
+    def step(graph=objective):
         nd.waitall()
         start, cpu = time.time(), [0.0] * 3
         for _ in range(batches):
             t0 = clock()
             with autograd.record():
-                loss, _ = objective(X, y)
+                loss, _ = graph(X, y)
             t1 = clock()
             loss.backward()
             t2 = clock()
@@ -108,6 +121,9 @@ def main(argv=None):
         loop.evaluate_accuracy(test_iter, net, ctx)
         return time.time() - start
 
+    if args.kernel_ab:
+        return _kernel_ab(step, loop.onednn_objective(net, [ctx], own_kernels=False),
+                          objective, batches, args.repeats)
     epoch()  # warm-up: graph building, oneDNN primitives
     walls = {k: [] for k in ('step', 'data', 'epoch', 'evaluation')}
     torch_ms = []
@@ -122,8 +138,11 @@ def main(argv=None):
     _, data_cpu = data()
     _, epoch_cpu = epoch()
     n = train_iter.num_examples
+    graph = 'plain graph' if args.plain else (
+        f'oneDNN-shaped graph, first block on {objective._ops[0]["op"]}'
+        f' (our kernel: {kernels.status()})')
     print(f'\n{batches} batches of 256 ({n} examples), wall seconds min / median over '
-          f'{args.repeats}, {"plain" if args.plain else "oneDNN-shaped"} graph:')
+          f'{args.repeats}, {graph}:')
     for name, values in walls.items():
         lo, med = min(values), statistics.median(values)
         rate = f'  ({n / med:,.0f} examples/s)' if name != 'evaluation' else ''
@@ -150,6 +169,25 @@ def main(argv=None):
         epoch()
         mx.profiler.set_state('stop')
         print(mx.profiler.dumps(reset=True))
+
+
+def _kernel_ab(step, without, objective, batches, repeats):
+    """Alternate the bare step with our kernel (``objective``) and without it."""
+    if objective._ops[0]['op'] != 'conv_pool':
+        raise SystemExit('profile_lenet: our kernel is not in use here, nothing to compare '
+                         '(gluon-classics doctor says why)')
+    step(objective), step(without)  # warm-up
+    ms = {'with': [], 'without': []}
+    for r in range(repeats):
+        for name in (('with', 'without') if r % 2 == 0 else ('without', 'with')):
+            ms[name].append(1e3 * step(objective if name == 'with' else without)[0] / batches)
+    ratios = [b / a for a, b in zip(ms['with'], ms['without'])]
+    print(f'\nbare step, ms per batch of 256, {repeats} rounds of {batches} steps each, '
+          f'alternating in one process:')
+    print(f'  with our kernel      {" ".join(f"{v:5.1f}" for v in ms["with"])}')
+    print(f"  with MXNet's ops     {' '.join(f'{v:5.1f}' for v in ms['without'])}")
+    print(f'  without / with       {" ".join(f"{v:5.2f}" for v in ratios)}  '
+          f'(median {statistics.median(ratios):.2f})')
 
 
 def _torch_bare_step(data_dir, steps):

@@ -182,11 +182,11 @@ class _OneDNNObjective(gluon.HybridBlock):
     inputs), so hybridizing this graph leaves the user's net as it was.
     """
 
-    def __init__(self, layers, dtype='float32'):
+    def __init__(self, layers, dtype='float32', own_kernels=True):
         super().__init__(prefix='onednn_')
         self._dtype = dtype
         self._ops, zero_maps = [], 0  # what each layer computes; no Blocks kept
-        fused = _fused_blocks(layers) if dtype == 'float32' else {}
+        fused = _fused_blocks(layers) if dtype == 'float32' and own_kernels else {}
         for i, layer in enumerate(layers):
             if i - 1 in fused:
                 continue  # the pooling computed by the fused operator before it
@@ -312,7 +312,7 @@ def check_dtype(net, ctxs, dtype, hybridize=True):
                          f'use float32')
 
 
-def onednn_objective(net, ctxs, dtype='float32', hybridize=True):
+def onednn_objective(net, ctxs, dtype='float32', hybridize=True, own_kernels=True):
     """The rewritten training graph for ``net``, or None where it does not apply.
 
     It applies on CPU contexts with oneDNN, to nets whose forward is a chain of
@@ -320,7 +320,9 @@ def onednn_objective(net, ctxs, dtype='float32', hybridize=True):
     all its variants and overrides, AlexNet, Sequential chains), and only where
     some layer needs it. The net itself is neither changed nor hybridized.
     ``dtype='bfloat16'`` always returns the graph, in bfloat16, or raises
-    ValueError (:func:`check_dtype`).
+    ValueError (:func:`check_dtype`). LeNet's first block runs on our own
+    operator (:mod:`.kernels`) where it loads, unless ``own_kernels=False``
+    (MXNet's operators, e.g. for an A/B).
     """
     check_dtype(net, ctxs, dtype, hybridize)
     if not all(c.device_type == 'cpu' for c in ctxs):
@@ -330,7 +332,7 @@ def onednn_objective(net, ctxs, dtype='float32', hybridize=True):
     layers = chain_layers(net)
     if layers is None or not _supported(layers):
         return None
-    objective = _OneDNNObjective(layers, dtype)
+    objective = _OneDNNObjective(layers, dtype, own_kernels)
     if not objective.rewritten and dtype == 'float32':
         return None  # AlexNet and friends: already in oneDNN's shapes
     objective.hybridize(static_alloc=True, static_shape=True)
