@@ -128,7 +128,7 @@ constexpr int64_t kGroup = 6;  // 12 of 32 zmm registers
 #else
 constexpr int64_t kGroup = 3;  // 12 of 16 ymm registers
 #endif
-constexpr int64_t kCols = 32, kMaxK = 11;
+constexpr int64_t kCols = 32, kMaxK = 11;  // kernels.py: TILE, MAX_KERNEL
 
 inline int64_t tiled(int64_t n) { return (n + kCols - 1) / kCols * kCols; }
 

@@ -20,10 +20,11 @@ import tempfile
 
 import mxnet as mx
 
-__all__ = ['load', 'status', 'describe', 'SOURCE', 'OPERATOR']
+__all__ = ['load', 'status', 'describe', 'SOURCE', 'OPERATOR', 'TILE', 'MAX_KERNEL']
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'conv_pool.cc')
 OPERATOR = 'gluon_classics_conv_pool'  # what SOURCE registers
+TILE, MAX_KERNEL = 32, 11  # its kCols and kMaxK: pool sizes must divide TILE
 # -march=native: the vector width of this CPU (the source picks its tiles by it);
 # -fno-trapping-math: no FP exceptions are used, so GCC may turn the activation's
 # selects into blends on AVX2 (without it, that loop stays scalar there).

@@ -144,35 +144,35 @@ def _conv_plan(layer, zero_maps_in):
 
 
 def _fused_blocks(layers):
-    """{index: plan} of the conv + pooling pairs our ``conv_pool`` operator computes.
+    """``{0: plan}`` where our ``conv_pool`` operator computes the chain's first block, else {}.
 
-    It takes a first conv on 1-channel images (square kernel up to 11, stride
-    1, bias, sigmoid/relu/no activation) followed by non-overlapping pooling
-    without padding, of a size dividing 32 (the kernel's tile of columns):
-    LeNet's first block in every variant. Its gradients are written,
-    not added, so parameters with ``grad_req='add'`` keep MXNet's operators.
+    It takes a first conv on 1-channel images (square kernel up to
+    ``kernels.MAX_KERNEL``, stride 1, bias, sigmoid/relu/no activation) followed
+    by non-overlapping pooling without padding, of a size dividing
+    ``kernels.TILE``: LeNet's first block in every variant but LeNet-5's (tanh).
+    Its gradients are written, not added, so parameters with ``grad_req='add'``
+    keep MXNet's operators.
     """
-    found = {}
-    for i, (conv, pool) in enumerate(zip(layers, layers[1:])):
-        if not (isinstance(conv, nn.Conv2D) and isinstance(pool, (nn.MaxPool2D, nn.AvgPool2D))):
-            continue
-        out, cin, kh, kw = conv.weight.shape
-        ck, pk = conv._kwargs, pool._kwargs
-        if (i != 0 or cin != 1 or kh != kw or kh > 11 or ck['stride'] != (1, 1)
-                or ck['pad'][0] != ck['pad'][1] or conv.bias is None
-                or _act_type(conv) not in ('sigmoid', 'relu', None)
-                or any(p.grad_req != 'write' for p in (conv.weight, conv.bias))
-                or pk['global_pool'] or pk['pooling_convention'] != 'valid'
-                or pk['kernel'][0] != pk['kernel'][1] or 32 % pk['kernel'][0]
-                or pk['stride'] != pk['kernel']
-                or pk['pad'] != (0, 0)):
-            continue
-        if not kernels.load():
-            return {}
-        found[i] = dict(op='conv_pool', pad=ck['pad'][0], activation=_act_type(conv) or 'identity',
-                        pool=pk['pool_type'], pool_size=pk['kernel'][0], channels=out,
-                        out_channels=_ceil8(out))
-    return found
+    if len(layers) < 2:
+        return {}
+    conv, pool = layers[:2]
+    if not (isinstance(conv, nn.Conv2D) and isinstance(pool, (nn.MaxPool2D, nn.AvgPool2D))):
+        return {}
+    out, cin, kh, kw = conv.weight.shape
+    ck, pk = conv._kwargs, pool._kwargs
+    q = pk['kernel'][0]
+    if (cin != 1 or kh != kw or kh > kernels.MAX_KERNEL or ck['stride'] != (1, 1)
+            or ck['pad'][0] != ck['pad'][1] or conv.bias is None
+            or _act_type(conv) not in ('sigmoid', 'relu', None)
+            or any(p.grad_req != 'write' for p in (conv.weight, conv.bias))
+            or pk['global_pool'] or pk['pooling_convention'] != 'valid'
+            or pk['kernel'] != (q, q) or kernels.TILE % q or pk['stride'] != (q, q)
+            or pk['pad'] != (0, 0)):
+        return {}
+    if not kernels.load():
+        return {}
+    return {0: dict(op='conv_pool', pad=ck['pad'][0], activation=_act_type(conv) or 'identity',
+                    pool=pk['pool_type'], pool_size=q, channels=out, out_channels=_ceil8(out))}
 
 
 class _OneDNNObjective(gluon.HybridBlock):
@@ -235,7 +235,7 @@ class _OneDNNObjective(gluon.HybridBlock):
         for op in self._ops:
             weight, bias = params.get(f'weight{op["index"]}'), params.get(f'bias{op["index"]}')
             if op['op'] == 'conv_pool':  # x needs no gradient: the operator computes none
-                h = F.gluon_classics_conv_pool(
+                h = getattr(F, kernels.OPERATOR)(
                     F.BlockGrad(h), weight, bias, pad=op['pad'], act=op['activation'],
                     pool=op['pool'], pool_size=op['pool_size'], out_channels=op['out_channels'])[0]
                 channels, zero_maps = op['channels'], op['out_channels'] - op['channels']
