@@ -243,6 +243,7 @@ def test_doctor_hints(tmp_path, monkeypatch, fake_gpus):
     monkeypatch.setattr(doctor.mx.runtime, 'Features', lambda: _Features(CUDA=True))
     monkeypatch.setattr(cuda, 'kernel_images', lambda path: (198, dict.fromkeys(CU112_TARGETS)))
     monkeypatch.setattr(cuda, 'gpus', lambda: [dict(H100, index=0)])
+    monkeypatch.setattr(doctor.kernels, 'describe', lambda: 'on (test)')  # its own hint: below
     facts = doctor.report(str(tmp_path))
     gpu, = facts['gpus']
     assert gpu['capability'] == '9.0' and gpu['memory_gib'] == 80.0 and not gpu['usable']

@@ -20,7 +20,8 @@ import tempfile
 
 import mxnet as mx
 
-__all__ = ['load', 'status', 'describe', 'SOURCE', 'OPERATOR', 'TILE', 'MAX_KERNEL']
+__all__ = ['load', 'status', 'describe', 'find_compiler', 'SOURCE', 'OPERATOR', 'TILE',
+           'MAX_KERNEL']
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'conv_pool.cc')
 OPERATOR = 'gluon_classics_conv_pool'  # what SOURCE registers
@@ -75,13 +76,18 @@ def _build(compiler, mx_dir, path):
             os.remove(tmp)
 
 
+def find_compiler():
+    """The C++ compiler that builds our kernels (``$CXX``, else ``g++``), or None."""
+    return shutil.which(os.environ.get('CXX') or 'g++')
+
+
 def _plan():
     """(compiler, MXNet's folder, library path), or (None, None, why not)."""
     if os.environ.get('GLUON_CLASSICS_KERNELS', '1') == '0':
         return None, None, 'off (GLUON_CLASSICS_KERNELS=0)'
     if not mx.runtime.Features().is_enabled('MKLDNN'):
         return None, None, 'off: this MXNet has no oneDNN (the graph they serve does not apply)'
-    compiler = shutil.which(os.environ.get('CXX') or 'g++')
+    compiler = find_compiler()
     if compiler is None:
         return None, None, 'off: no C++ compiler (install g++ or set CXX)'
     mx_dir = os.path.dirname(os.path.abspath(mx.__file__))
