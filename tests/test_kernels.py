@@ -106,3 +106,19 @@ def test_in_this_process_the_kernels_are_on_where_a_compiler_is():
     cases in their own processes)."""
     assert kernels.load() == HAVE_COMPILER, kernels.status()
     assert kernels.status() == kernels.describe()
+
+
+def test_a_corrupt_library_in_the_cache_is_reported_and_kept(tmp_path, monkeypatch):
+    compiler = _failing_compiler(tmp_path)  # never called: the file is there
+    monkeypatch.setenv('GLUON_CLASSICS_CACHE', str(tmp_path / 'cache'))
+    mx_dir = os.path.dirname(os.path.abspath(kernels.mx.__file__))
+    path = kernels._library_path(str(compiler), mx_dir)
+    os.makedirs(os.path.dirname(path))
+    with open(path, 'wb') as f:
+        f.write(b'\x7fELF truncated')
+    _, status, op, trained = _child(tmp_path, CXX=str(compiler))
+    assert status.startswith(f'off: MXNet cannot load {path} (')
+    assert status.endswith('); remove it to rebuild')
+    assert op == 'conv' and trained == 'True'
+    with open(path, 'rb') as f:
+        assert f.read() == b'\x7fELF truncated'

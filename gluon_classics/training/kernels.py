@@ -65,10 +65,11 @@ def _build(compiler, mx_dir, path):
         cmd = [compiler, *_FLAGS, '-I', os.path.join(mx_dir, 'include'),
                '-I', os.path.join(mx_dir, 'include', 'mxnet'), SOURCE,
                os.path.join(mx_dir, 'src', 'lib_api.cc'), '-o', tmp]
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if done.returncode:
-            last = (done.stderr.strip().splitlines() or ['no message'])[-1]
-            raise OSError(f'{compiler} failed: {last}')
+            lines = done.stderr.strip().splitlines() or ['no message']
+            first_error = next((line for line in lines if 'error' in line), lines[-1])
+            raise OSError(f'{compiler} failed: {first_error}')
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)  # atomic: a concurrent build replaces it with the same bytes
     finally:
@@ -109,11 +110,15 @@ def _load():
     try:
         if not os.path.exists(path):
             _build(compiler, mx_dir, path)
-        from mxnet.base import _LIB, c_str, check_call, mx_uint
+    except (OSError, subprocess.SubprocessError) as e:
+        return None, f'off: {str(e).splitlines()[0]}'
+    from mxnet.base import _LIB, c_str, check_call, mx_uint
+    try:
         check_call(_LIB.MXLoadLib(c_str(path), mx_uint(0)))
         _register(OPERATOR)
-    except (OSError, subprocess.SubprocessError, mx.base.MXNetError) as e:
-        return None, f'off: {str(e).splitlines()[0]}'
+    except mx.base.MXNetError as e:
+        return None, f'off: MXNet cannot load {path} ({str(e).strip().splitlines()[0]}); ' \
+                     f'remove it to rebuild'
     return path, f'on ({path})'
 
 
