@@ -25,6 +25,11 @@ float rounding (tests check the loss and every gradient).
 It applies only where the net's forward provably is the chain of its layers
 (:func:`chain_layers`); any other net trains on its own ``hybrid_forward``.
 
+Where our own operator loads (:mod:`.kernels`), LeNet's first block (the
+1-channel conv, its activation and pooling) is computed by it instead
+(``conv_pool.cc``: one pass per image, forward and backward), with the same
+zero maps after it; :func:`_fused_blocks` says where.
+
 The same graph can compute in bfloat16 (``dtype='bfloat16'``, opt-in): the
 float32 Parameters are cast inside the graph, convolutions, dense layers,
 activations and pooling run on oneDNN's avx512_bf16 kernels, dropout and the
