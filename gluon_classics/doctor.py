@@ -114,7 +114,7 @@ def _hints(facts, cuda_build):
                      f"{facts['fashion_mnist']['folder']}: they are downloaded on first use; "
                      f"offline, put them there, or point GLUON_CLASSICS_DATA or --data-dir at "
                      f"them")
-    if facts['cpu_kernels'].startswith('off: no C++'):
+    if facts['cpu_kernels'] == kernels.NO_COMPILER:
         hints.append("no C++ compiler: LeNet's first block trains on MXNet's operators "
                      "(same numbers, slower); install g++ for our kernel")
     threads, cores = facts['omp_threads']['OMP_NUM_THREADS'], facts['cpu']['cores']

@@ -21,11 +21,12 @@ import tempfile
 import mxnet as mx
 
 __all__ = ['load', 'status', 'describe', 'find_compiler', 'SOURCE', 'OPERATOR', 'TILE',
-           'MAX_KERNEL']
+           'MAX_KERNEL', 'NO_COMPILER']
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'conv_pool.cc')
 OPERATOR = 'gluon_classics_conv_pool'  # what SOURCE registers
 TILE, MAX_KERNEL = 32, 11  # its kCols and kMaxK: pool sizes must divide TILE
+NO_COMPILER = 'off: no C++ compiler (install g++ or set CXX)'  # a status doctor hints on
 # -march=native: the vector width of this CPU (the source picks its tiles by it);
 # -fno-trapping-math: no FP exceptions are used, so GCC may turn the activation's
 # selects into blends on AVX2 (without it, that loop stays scalar there).
@@ -83,14 +84,14 @@ def find_compiler():
 
 
 def _plan():
-    """(compiler, MXNet's folder, library path), or (None, None, why not)."""
+    """(compiler, MXNet's folder, library path), or (None, None, the status saying why not)."""
     if os.environ.get('GLUON_CLASSICS_KERNELS', '1') == '0':
         return None, None, 'off (GLUON_CLASSICS_KERNELS=0)'
     if not mx.runtime.Features().is_enabled('MKLDNN'):
         return None, None, 'off: this MXNet has no oneDNN (the graph they serve does not apply)'
     compiler = find_compiler()
     if compiler is None:
-        return None, None, 'off: no C++ compiler (install g++ or set CXX)'
+        return None, None, NO_COMPILER
     mx_dir = os.path.dirname(os.path.abspath(mx.__file__))
     if not os.path.isfile(os.path.join(mx_dir, 'include', 'mxnet', 'lib_api.h')):
         return None, None, f'off: this MXNet ({mx_dir}) ships no lib_api.h'
@@ -104,9 +105,10 @@ def _plan():
 
 
 def _load():
-    compiler, mx_dir, path = _plan()
+    compiler, mx_dir, path_or_why = _plan()
     if compiler is None:
-        return None, path
+        return None, path_or_why
+    path = path_or_why
     try:
         if not os.path.exists(path):
             _build(compiler, mx_dir, path)
@@ -158,9 +160,10 @@ def describe():
     """Like :func:`status`, without compiling or loading anything (for ``doctor``)."""
     if _state:
         return _state['status']
-    compiler, _, path = _plan()
+    compiler, _, path_or_why = _plan()
     if compiler is None:
-        return path
+        return path_or_why
+    path = path_or_why
     if os.path.exists(path):
         return f'on ({path})'
     return f'on, compiled by {compiler} on first use into {path}'
