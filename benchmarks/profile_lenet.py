@@ -57,6 +57,9 @@ def main(argv=None):
     ap.add_argument('--torch', action='store_true',
                     help="eager PyTorch's bare step beside ours, alternating")
     args = ap.parse_args(argv)
+    if args.kernel_ab and (args.plain or args.no_kernel):
+        ap.error("--kernel-ab compares our kernel with MXNet's operators in the oneDNN-shaped "
+                 "graph itself: leave out --plain and --no-kernel")
     for line in machine_lines():
         print(line)
     print(f'{time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}, load average '
