@@ -1,7 +1,7 @@
 """The oneDNN-shaped training graph computes the same loss, count and gradients,
 and applies only where the net's forward is the chain of its layers. LeNet's
-first block runs on our own operator (conv_pool.cc) there, checked here for the
-same numbers in every shape it takes."""
+two conv blocks run on our own operators (conv_pool.cc) there, checked here
+for the same numbers in every shape they take."""
 import mxnet as mx
 import numpy as np
 import pytest
@@ -14,8 +14,9 @@ from gluon_classics.training import kernels, make_objective
 from gluon_classics.training.onednn import onednn_objective
 from gluon_classics.training.trainer import _Objective
 
-# our kernel where a compiler is (CI has one); else the same checks on MXNet's operators
+# our kernels where a compiler is (CI has one); else the same checks on MXNet's operators
 FIRST_BLOCK = 'conv_pool' if kernels.find_compiler() else 'conv'
+TWO_BLOCKS = ['conv_pool', 'conv_pool_maps'] if kernels.find_compiler() else ['conv', 'pool']
 
 
 def _sequential():  # a user's own chain, not the zoo's class
@@ -87,8 +88,9 @@ def test_same_loss_count_and_gradients(case):
     net, X, y = _built(spec if callable(spec) else lambda: lenet(**spec))
     fast = onednn_objective(net, [mx.cpu()])
     assert fast is not None, 'the rewrite should apply to every LeNet'
-    # our kernel takes the first block, except LeNet-5's (tanh, which it does not compute)
-    assert fast._ops[0]['op'] == ('conv' if case == 'lenet5 (32x32)' else FIRST_BLOCK)
+    # our kernels take both conv blocks, except LeNet-5's (tanh, which they do not compute)
+    ops = [op['op'] for op in fast._ops]
+    assert ops[:2] == (['conv', 'pool'] if case == 'lenet5 (32x32)' else TWO_BLOCKS)
     _assert_same(fast, net, X, y)
     # the Parameters keep the chapter's shapes, and the net is not hybridized behind its back
     first = next(layer for layer in net._children.values() if isinstance(layer, nn.Conv2D)) \
@@ -262,3 +264,75 @@ def test_pool_sizes_not_dividing_the_tile_keep_mxnets_operators(q):
     fast = onednn_objective(net, [mx.cpu()])
     assert fast._ops[0]['op'] == 'conv'
     _assert_same(fast, net, X, y)
+
+
+def _two_blocks(size, channels=(6, 16), kernel=5, padding=0, act='sigmoid', pool=nn.AvgPool2D,
+                q=2):
+    """LeNet's first block, then a second conv block in other shapes, then a dense layer."""
+    def make():
+        net = nn.HybridSequential()
+        net.add(nn.Conv2D(channels[0], 5, padding=2, activation='sigmoid'), nn.AvgPool2D(2, 2),
+                nn.Conv2D(channels[1], kernel, padding=padding, activation=act), pool(q, q),
+                nn.Dense(10))
+        net.input_shape = (1, size, size)
+        return net
+    return make
+
+
+@pytest.mark.parametrize('make', [
+    _two_blocks(28, channels=(6, 17)),  # two registers of filters
+    _two_blocks(28, channels=(9, 33), pool=nn.MaxPool2D, act='relu'),  # two tiles of input maps
+    _two_blocks(28, kernel=3, padding=1, q=3, act=None),  # rows and columns under no window
+    _two_blocks(40, kernel=7, padding=3),  # 20 columns: two registers of the input's gradient
+    _two_blocks(28, kernel=1, q=1, channels=(1, 2)),
+    _two_blocks(64, kernel=11, padding=6, q=4, pool=nn.MaxPool2D),
+], ids=['17 filters', '9 maps 33 filters relu max', 'k3 pool3 identity', '40px k7',
+        'k1 pool1', '64px k11 pad6 pool4'])
+def test_our_second_block_in_other_shapes(make):
+    net, X, y = _built(make)
+    fast = onednn_objective(net, [mx.cpu()])
+    assert [op['op'] for op in fast._ops][:2] == TWO_BLOCKS
+    _assert_same(fast, net, X, y)
+
+
+def test_max_pool_ties_in_the_second_block():
+    net, _, y = _built(lambda: lenet(activation='relu', pool='max'))
+    X = mx.nd.ones((32, 1, 28, 28))
+    X[:, :, ::9] = 0.5
+    _assert_same(onednn_objective(net, [mx.cpu()]), net, X, y)
+
+
+def test_second_block_gradients_follow_the_inputs_backward_sees():
+    """The second block's operator keeps its forward's activations for the
+    backward; a backward that sees other inputs (changed in place, a retained
+    graph) recomputes them: the gradients are those of a fresh pass."""
+    if not kernels.load():  # no compiler: the operator is not there (nor used, above)
+        assert TWO_BLOCKS[0] == 'conv'
+        return
+    op = getattr(mx.nd, kernels.OPERATORS['conv_pool_maps'])
+    rng = np.random.default_rng(0)
+    x, x2 = (mx.nd.array(rng.standard_normal((4, 6, 14, 14))) for _ in range(2))
+    w, w2 = (mx.nd.array(rng.standard_normal((16, 6, 5, 5)) * 0.2) for _ in range(2))
+    b, dy = mx.nd.array(rng.standard_normal(16)), mx.nd.array(rng.standard_normal((4, 16, 5, 5)))
+
+    def grads(x, w, changes=()):
+        b_ = b.copy()
+        for a in (x, w, b_):
+            a.attach_grad()
+        with autograd.record():
+            loss = (op(x, w, b_, pad=0, act='sigmoid', pool='max', pool_size=2) * dy).sum()
+        if changes:
+            loss.backward(retain_graph=True)
+            for target, value in changes:
+                target[:] = value
+        loss.backward()
+        return [a.grad.asnumpy() for a in (x, w, b_)]
+
+    stale = grads(x.copy(), w.copy())
+    for changes in ([(slice(None), x2), (None, w2)], [(slice(1, 2), x2[1:2]), (None, w)]):
+        x_, w_ = x.copy(), w.copy()
+        picked = [(x_[part] if part is not None else w_, value) for part, value in changes]
+        got = grads(x_, w_, picked)
+        fresh = grads(x_.copy(), w_.copy())
+        assert all(np.array_equal(g, f) for g, f in zip(got, fresh))
+        assert not np.array_equal(got[1], stale[1])  # the change mattered

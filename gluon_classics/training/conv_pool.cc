@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "lib_api.h"
@@ -47,7 +48,8 @@ bool parse(const std::unordered_map<std::string, std::string>& attrs, Params* p)
   try {
     p->pad = std::stoi(attrs.at("pad"));
     p->pool_size = std::stoi(attrs.at("pool_size"));
-    p->out_channels = std::stoi(attrs.at("out_channels"));
+    const auto out = attrs.find("out_channels");  // the 1-channel operator's only
+    p->out_channels = out == attrs.end() ? 0 : std::stoi(out->second);
     const std::string& act = attrs.at("act");
     const std::string& pool = attrs.at("pool");
     if (act == "sigmoid") p->act = Params::kSigmoid;
@@ -378,6 +380,356 @@ MXReturnValue backward(const std::unordered_map<std::string, std::string>& attrs
   return MX_SUCCESS;
 }
 
+
+// ---- LeNet's later blocks: a conv on C maps, its activation and pooling ----
+// Vectorized over filters: kLanes filters per register, so maps are kept
+// channels-last inside (one image's input maps in planar copies with zero
+// borders). The forward keeps its activations for the backward (Kept), which
+// computes the input's gradient too.
+#ifdef __AVX512F__
+constexpr int64_t kLanes = 16;
+#else
+constexpr int64_t kLanes = 8;
+#endif
+constexpr int64_t kRun = 10;   // output columns per register tile (kRun registers)
+constexpr int64_t kInTile = 8;  // input maps per register tile of the input's gradient
+
+struct MapShapes {
+  // hp, wp: the padded input, wide enough for a tile of kRun columns past wo;
+  // wt: wo rounded up to tiles; groups: filter registers; wx: w rounded up to lanes
+  int64_t n, ci, h, w, co, k, pad, q, hp, ho, wo, wt, wp, py, px, groups, wx;
+  MapShapes(const MXTensor& x, const MXTensor& weight, const Params& p)
+      : n(x.shape[0]), ci(x.shape[1]), h(x.shape[2]), w(x.shape[3]), co(weight.shape[0]),
+        k(weight.shape[2]), pad(p.pad), q(p.pool_size), hp(h + 2 * pad), ho(hp - k + 1),
+        wo(w + 2 * pad - k + 1), wt((wo + kRun - 1) / kRun * kRun), wp(wt + k - 1),
+        py(ho / q), px(wo / q), groups((co + kLanes - 1) / kLanes),
+        wx((w + kLanes - 1) / kLanes * kLanes) {}
+  int64_t kept() const { return groups * ho * wt * kLanes; }  // activations per image
+  int64_t cols() const { return wx + 2 * pad + k - 1; }  // the output gradient's padded rows
+};
+
+// The weights as [group][map][tap][lane] (zero lanes past co), and as
+// [filter][tap][map] for the input's gradient; the biases per lane.
+struct MapFilters {
+  std::vector<float> taps, back, bias;
+  MapFilters(MXTensor& weight, MXTensor& bias_in, const MapShapes& s)
+      : taps(s.groups * s.ci * s.k * s.k * kLanes, 0.0f), back(s.co * s.k * s.k * s.ci),
+        bias(s.groups * kLanes, 0.0f) {
+    const int64_t kk = s.k * s.k;
+    const float* wd = weight.data<float>();
+    for (int64_t f = 0; f < s.co; ++f) {
+      for (int64_t c = 0; c < s.ci; ++c)
+        for (int64_t t = 0; t < kk; ++t) {
+          const float v = wd[(f * s.ci + c) * kk + t];
+          taps[((f / kLanes * s.ci + c) * kk + t) * kLanes + f % kLanes] = v;
+          back[(f * kk + t) * s.ci + c] = v;
+        }
+      bias[f] = bias_in.data<float>()[f];
+    }
+  }
+};
+
+// One image's maps (ci, h, w) into planar copies (ci, hp, wp) with zero borders.
+void load_maps(const float* x, const MapShapes& s, float* xp) {
+  std::fill(xp, xp + s.ci * s.hp * s.wp, 0.0f);
+  for (int64_t c = 0; c < s.ci; ++c)
+    for (int64_t i = 0; i < s.h; ++i)
+      std::copy(x + (c * s.h + i) * s.w, x + (c * s.h + i + 1) * s.w,
+                xp + (c * s.hp + i + s.pad) * s.wp + s.pad);
+}
+
+// a (groups, ho, wt, kLanes): the activations, from the padded maps.
+template <int K>
+void maps_conv_act(const float* xp, const MapFilters& w, const MapShapes& s, int act, float* a) {
+  const int64_t k = K ? K : s.k, kk = k * k, plane = s.hp * s.wp;
+  for (int64_t g = 0; g < s.groups; ++g)
+    for (int64_t r = 0; r < s.ho; ++r)
+      for (int64_t x0 = 0; x0 < s.wt; x0 += kRun) {
+        float acc[kRun][kLanes];
+        for (int64_t u = 0; u < kRun; ++u)
+#pragma omp simd
+          for (int64_t j = 0; j < kLanes; ++j) acc[u][j] = w.bias[g * kLanes + j];
+        for (int64_t c = 0; c < s.ci; ++c)
+          for (int64_t di = 0; di < k; ++di) {
+            const float* src = xp + c * plane + (r + di) * s.wp + x0;
+            const float* wv = w.taps.data() + ((g * s.ci + c) * kk + di * k) * kLanes;
+            for (int64_t dj = 0; dj < k; ++dj)
+              for (int64_t u = 0; u < kRun; ++u)
+#pragma omp simd
+                for (int64_t j = 0; j < kLanes; ++j)
+                  acc[u][j] += src[u + dj] * wv[dj * kLanes + j];
+          }
+        float* out = a + ((g * s.ho + r) * s.wt + x0) * kLanes;
+        for (int64_t u = 0; u < kRun; ++u) {
+          activate(acc[u], kLanes, act);
+          std::copy(acc[u], acc[u] + kLanes, out + u * kLanes);
+        }
+      }
+}
+
+// One image's pooled maps y (co, py, px) from its activations.
+void maps_pool(const float* a, const MapShapes& s, bool max_pool, float* y) {
+  const float scale = 1.0f / static_cast<float>(s.q * s.q);
+  for (int64_t g = 0; g < s.groups; ++g)
+    for (int64_t r = 0; r < s.py; ++r)
+      for (int64_t c = 0; c < s.px; ++c) {
+        const float* win = a + ((g * s.ho + r * s.q) * s.wt + c * s.q) * kLanes;
+        float v[kLanes];
+        std::copy(win, win + kLanes, v);
+        for (int64_t u = 0; u < s.q; ++u)
+          for (int64_t t = u ? 0 : 1; t < s.q; ++t) {
+            const float* e = win + (u * s.wt + t) * kLanes;
+#pragma omp simd
+            for (int64_t j = 0; j < kLanes; ++j) v[j] = max_pool ? larger(e[j], v[j]) : v[j] + e[j];
+          }
+        for (int64_t j = 0; j < kLanes && g * kLanes + j < s.co; ++j)
+          y[((g * kLanes + j) * s.py + r) * s.px + c] = max_pool ? v[j] : v[j] * scale;
+      }
+}
+
+// dz (groups, ho, wt, kLanes): the gradient at the conv's output, from the
+// pooled output's gradient g (co, py, px) and the activations a.
+void maps_pool_act_grad(const float* g, const float* a, const MapShapes& s, bool max_pool,
+                        int act, float* dz) {
+  const float scale = 1.0f / static_cast<float>(s.q * s.q);
+  std::fill(dz, dz + s.kept(), 0.0f);
+  for (int64_t gr = 0; gr < s.groups; ++gr)
+    for (int64_t r = 0; r < s.py; ++r)
+      for (int64_t c = 0; c < s.px; ++c) {
+        const int64_t at = ((gr * s.ho + r * s.q) * s.wt + c * s.q) * kLanes;
+        float gv[kLanes];
+        for (int64_t j = 0; j < kLanes; ++j) {
+          const int64_t f = gr * kLanes + j;
+          gv[j] = f < s.co ? g[(f * s.py + r) * s.px + c] : 0.0f;
+        }
+        if (max_pool) {  // the window's first maximum takes the gradient
+          for (int64_t j = 0; j < kLanes; ++j) {
+            int64_t best = 0;
+            for (int64_t u = 0; u < s.q; ++u)
+              for (int64_t t = 0; t < s.q; ++t) {
+                const int64_t o = (u * s.wt + t) * kLanes;
+                if (a[at + o + j] > a[at + best + j]) best = o;
+              }
+            dz[at + best + j] = gv[j];
+          }
+        } else {
+          for (int64_t u = 0; u < s.q; ++u)
+            for (int64_t t = 0; t < s.q; ++t)
+#pragma omp simd
+              for (int64_t j = 0; j < kLanes; ++j)
+                dz[at + (u * s.wt + t) * kLanes + j] = gv[j] * scale;
+        }
+      }
+  for (int64_t gr = 0; gr < s.groups; ++gr)
+    for (int64_t r = 0; r < s.ho; ++r) {
+      const int64_t row = (gr * s.ho + r) * s.wt * kLanes;
+#pragma omp simd
+      for (int64_t j = 0; j < s.wo * kLanes; ++j) dz[row + j] *= slope(a[row + j], act);
+    }
+}
+
+// wsum (groups, ci, k*k, kLanes) += the weight gradient; bsum (groups, kLanes) the bias'.
+template <int K>
+void maps_weight_grad(const float* dz, const float* xp, const MapShapes& s, float* wsum,
+                      float* bsum) {
+  const int64_t k = K ? K : s.k, kk = k * k, plane = s.hp * s.wp;
+  for (int64_t g = 0; g < s.groups; ++g) {
+    const float* dg = dz + g * s.ho * s.wt * kLanes;
+    for (int64_t r = 0; r < s.ho; ++r)
+      for (int64_t x = 0; x < s.wo; ++x)
+#pragma omp simd
+        for (int64_t j = 0; j < kLanes; ++j) bsum[g * kLanes + j] += dg[(r * s.wt + x) * kLanes + j];
+    for (int64_t c = 0; c < s.ci; ++c)
+      for (int64_t di = 0; di < k; ++di) {
+        float acc[K ? K : kMaxK][kLanes] = {};
+        for (int64_t r = 0; r < s.ho; ++r) {
+          const float* src = xp + c * plane + (r + di) * s.wp;
+          const float* d = dg + r * s.wt * kLanes;
+          for (int64_t x = 0; x < s.wo; ++x)
+            for (int64_t dj = 0; dj < k; ++dj)
+#pragma omp simd
+              for (int64_t j = 0; j < kLanes; ++j) acc[dj][j] += src[x + dj] * d[x * kLanes + j];
+        }
+        float* out = wsum + ((g * s.ci + c) * kk + di * k) * kLanes;
+        for (int64_t dj = 0; dj < k; ++dj)
+#pragma omp simd
+          for (int64_t j = 0; j < kLanes; ++j) out[dj * kLanes + j] += acc[dj][j];
+      }
+  }
+}
+
+// dzp (co, ho, cols): dz in planar rows with k - 1 zero columns before them
+// and zeros after, so that every input column reads a whole register.
+void planar_grad(const float* dz, const MapShapes& s, float* dzp) {
+  const int64_t cols = s.cols();
+  std::fill(dzp, dzp + s.co * s.ho * cols, 0.0f);
+  for (int64_t f = 0; f < s.co; ++f) {
+    const float* src = dz + (f / kLanes * s.ho * s.wt) * kLanes + f % kLanes;
+    for (int64_t r = 0; r < s.ho; ++r)
+      for (int64_t x = 0; x < s.wo; ++x)
+        dzp[(f * s.ho + r) * cols + x + s.k - 1] = src[(r * s.wt + x) * kLanes];
+  }
+}
+
+// dx (ci, h, w) of one image, C input maps from c0 at a time:
+// dx[c, i, j] = sum over f, di, dj of w[f, c, di, dj] * dz[f, i + pad - di, j + pad - dj]
+template <int K, int C>
+void maps_input_grad(const float* dzp, const MapFilters& w, const MapShapes& s, int64_t c0,
+                     float* dx) {
+  const int64_t k = K ? K : s.k, kk = k * k, cols = s.cols();
+  for (int64_t i = 0; i < s.h; ++i)
+    for (int64_t j0 = 0; j0 < s.wx; j0 += kLanes) {
+      float acc[C][kLanes] = {};
+      for (int64_t f = 0; f < s.co; ++f)
+        for (int64_t di = 0; di < k; ++di) {
+          const int64_t r = i + s.pad - di;
+          if (r < 0 || r >= s.ho) continue;
+          const float* row = dzp + (f * s.ho + r) * cols + j0 + s.pad + k - 1;
+          const float* wv = w.back.data() + (f * kk + di * k) * s.ci + c0;
+          for (int64_t dj = 0; dj < k; ++dj)
+            for (int64_t u = 0; u < C; ++u)
+#pragma omp simd
+              for (int64_t j = 0; j < kLanes; ++j)
+                acc[u][j] += wv[dj * s.ci + u] * row[j - dj];
+        }
+      const int64_t n = std::min(kLanes, s.w - j0);
+      for (int64_t u = 0; u < C; ++u)
+        std::copy(acc[u], acc[u] + n, dx + ((c0 + u) * s.h + i) * s.w + j0);
+    }
+}
+
+template <int K, int... C>
+void maps_input_grad_all(const float* dzp, const MapFilters& w, const MapShapes& s, float* dx,
+                         std::integer_sequence<int, C...>) {
+  using Tile = void (*)(const float*, const MapFilters&, const MapShapes&, int64_t, float*);
+  static constexpr Tile tiles[] = {maps_input_grad<K, C + 1>...};
+  for (int64_t c0 = 0; c0 < s.ci; c0 += kInTile)
+    tiles[std::min(kInTile, s.ci - c0) - 1](dzp, w, s, c0, dx);
+}
+
+template <int K>
+void maps_input_grad_any(const float* dzp, const MapFilters& w, const MapShapes& s, float* dx) {
+  maps_input_grad_all<K>(dzp, w, s, dx, std::make_integer_sequence<int, kInTile>{});
+}
+
+// What a forward leaves for its backward: the activations, and the inputs
+// they came from (a backward whose inputs differ recomputes them).
+struct Kept {
+  std::vector<float> act, x, weight, bias;
+};
+
+void maps_forward(const Params& p, std::vector<MXTensor>& inputs, MXTensor& output, Kept* kept) {
+  const MapShapes s(inputs[0], inputs[1], p);
+  const MapFilters w(inputs[1], inputs[2], s);
+  const auto conv = s.k == 5 ? maps_conv_act<5> : maps_conv_act<0>;
+  const int64_t image = s.ci * s.h * s.w;
+  const float* x = inputs[0].data<float>();
+  float* y = output.data<float>();
+  kept->act.resize(s.n * s.kept());
+  kept->x.resize(s.n * image);
+  for (auto [to, from] : {std::pair{&kept->weight, &inputs[1]}, {&kept->bias, &inputs[2]}})
+    to->assign(from->data<float>(), from->data<float>() + from->size());
+#pragma omp parallel
+  {
+    std::vector<float> xp(s.ci * s.hp * s.wp + kRun);
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < s.n; ++b) {
+      std::copy(x + b * image, x + (b + 1) * image, kept->x.data() + b * image);
+      load_maps(x + b * image, s, xp.data());
+      float* a = kept->act.data() + b * s.kept();
+      conv(xp.data(), w, s, p.act, a);
+      maps_pool(a, s, p.max_pool, y + b * s.co * s.py * s.px);
+    }
+  }
+}
+
+bool same(const std::vector<float>& kept, const float* v, int64_t n) {
+  return static_cast<int64_t>(kept.size()) == n && !std::memcmp(kept.data(), v, n * sizeof *v);
+}
+
+// inputs: dy, x, weight, bias, y; outputs: dx, dweight, dbias.
+void maps_backward(const Params& p, std::vector<MXTensor>& inputs, std::vector<MXTensor>& outputs,
+                   const Kept& kept) {
+  const MapShapes s(inputs[1], inputs[2], p);
+  const MapFilters w(inputs[2], inputs[3], s);
+  const auto conv = s.k == 5 ? maps_conv_act<5> : maps_conv_act<0>;
+  const auto weight_grad = s.k == 5 ? maps_weight_grad<5> : maps_weight_grad<0>;
+  const auto input_grad = s.k == 5 ? maps_input_grad_any<5> : maps_input_grad_any<0>;
+  const int64_t image = s.ci * s.h * s.w;
+  const float* dy = inputs[0].data<float>();
+  const float* x = inputs[1].data<float>();
+  const bool fresh = same(kept.weight, inputs[2].data<float>(), inputs[2].size()) &&
+                     same(kept.bias, inputs[3].data<float>(), inputs[3].size()) &&
+                     static_cast<int64_t>(kept.x.size()) == s.n * image;
+  float* dx = outputs[0].data<float>();
+  float* dweight = outputs[1].data<float>();
+  float* dbias = outputs[2].data<float>();
+  const int64_t kk = s.k * s.k, wsize = s.groups * s.ci * kk * kLanes;
+  const int threads = omp_get_max_threads();
+  const int64_t slot = wsize + s.groups * kLanes;  // per thread: weight and bias partial sums
+  std::vector<float> part(threads * slot, 0.0f);
+#pragma omp parallel num_threads(threads)
+  {
+    float* wsum = part.data() + omp_get_thread_num() * slot;
+    std::vector<float> xp(s.ci * s.hp * s.wp + kRun), dz(s.kept()), act(s.kept()),
+        dzp(s.co * s.ho * s.cols() + kLanes);
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < s.n; ++b) {
+      const float* xb = x + b * image;
+      load_maps(xb, s, xp.data());
+      const float* a = kept.act.data() + b * s.kept();
+      if (!fresh || std::memcmp(kept.x.data() + b * image, xb, image * sizeof *xb)) {
+        conv(xp.data(), w, s, p.act, act.data());
+        a = act.data();
+      }
+      maps_pool_act_grad(dy + b * s.co * s.py * s.px, a, s, p.max_pool, p.act, dz.data());
+      weight_grad(dz.data(), xp.data(), s, wsum, wsum + wsize);
+      planar_grad(dz.data(), s, dzp.data());
+      input_grad(dzp.data(), w, s, dx + b * image);
+    }
+  }
+  for (int64_t f = 0; f < s.co; ++f) {  // threads' partial sums in a fixed order
+    for (int64_t i = 0; i <= s.ci * kk; ++i) {  // i == ci * kk: the bias
+      float sum = 0.0f;
+      for (int t = 0; t < threads; ++t) {
+        const float* acc = part.data() + t * slot;
+        sum += i < s.ci * kk ? acc[((f / kLanes * s.ci) * kk + i) * kLanes + f % kLanes]
+                             : acc[wsize + f];
+      }
+      (i < s.ci * kk ? dweight[f * s.ci * kk + i] : dbias[f]) = sum;
+    }
+  }
+}
+
+// One instance per graph node: what its last forward kept.
+class ConvPoolMaps : public CustomStatefulOp {
+ public:
+  explicit ConvPoolMaps(const Params& p) : p_(p) {}
+  MXReturnValue Forward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                        const OpResource& res) override {
+    maps_forward(p_, *inputs, (*outputs)[0], &kept_);
+    return MX_SUCCESS;
+  }
+  MXReturnValue Backward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                         const OpResource& res) override {
+    maps_backward(p_, *inputs, *outputs, kept_);
+    return MX_SUCCESS;
+  }
+
+ private:
+  Params p_;
+  Kept kept_;
+};
+
+MXReturnValue maps_state(const std::unordered_map<std::string, std::string>& attrs,
+                         const MXContext& ctx, const std::vector<std::vector<unsigned int>>& shapes,
+                         const std::vector<int> types, CustomStatefulOp** op) {
+  Params p;
+  if (!parse(attrs, &p)) return MX_FAIL;
+  *op = CustomStatefulOp::create<ConvPoolMaps>(p);
+  return MX_SUCCESS;
+}
+
 MXReturnValue parse_attrs(const std::unordered_map<std::string, std::string>& attrs,
                           int* num_in, int* num_out) {
   Params p;
@@ -421,6 +773,51 @@ MXReturnValue infer_shape(const std::unordered_map<std::string, std::string>& at
   return MX_SUCCESS;
 }
 
+MXReturnValue maps_parse_attrs(const std::unordered_map<std::string, std::string>& attrs,
+                               int* num_in, int* num_out) {
+  Params p;
+  if (!parse(attrs, &p)) {
+    MX_ERROR_MSG << "gluon_classics_conv_pool_maps: bad attributes (pad, act, pool, pool_size)";
+    return MX_FAIL;
+  }
+  *num_in = 3;
+  *num_out = 1;
+  return MX_SUCCESS;
+}
+
+MXReturnValue maps_infer_type(const std::unordered_map<std::string, std::string>& attrs,
+                              std::vector<int>* in_types, std::vector<int>* out_types) {
+  for (int t : *in_types)
+    if (t != kFloat32) {
+      MX_ERROR_MSG << "gluon_classics_conv_pool_maps: float32 only";
+      return MX_FAIL;
+    }
+  (*out_types)[0] = kFloat32;
+  return MX_SUCCESS;
+}
+
+MXReturnValue maps_infer_shape(const std::unordered_map<std::string, std::string>& attrs,
+                               std::vector<std::vector<unsigned int>>* in,
+                               std::vector<std::vector<unsigned int>>* out) {
+  Params p;
+  parse(attrs, &p);
+  const auto& x = (*in)[0];
+  const auto& w = (*in)[1];
+  const bool ok = x.size() == 4 && w.size() == 4 && w[1] == x[1] && w[2] == w[3] &&
+                  w[2] <= kMaxK && (*in)[2].size() == 1 && (*in)[2][0] == w[0] &&
+                  x[2] + 2 * p.pad >= w[2] + p.pool_size - 1 &&
+                  x[3] + 2 * p.pad >= w[3] + p.pool_size - 1;
+  if (!ok) {
+    MX_ERROR_MSG << "gluon_classics_conv_pool_maps: wants x (N, C, H, W), weight (F, C, k, k) "
+                    "with k <= 11, bias (F,), and maps the pooling window fits in";
+    return MX_FAIL;
+  }
+  const int64_t ho = x[2] + 2 * p.pad - w[2] + 1, wo = x[3] + 2 * p.pad - w[3] + 1;
+  (*out)[0] = {x[0], w[0], static_cast<unsigned>(ho / p.pool_size),
+               static_cast<unsigned>(wo / p.pool_size)};
+  return MX_SUCCESS;
+}
+
 }  // namespace
 
 REGISTER_OP(gluon_classics_conv_pool)
@@ -429,6 +826,12 @@ REGISTER_OP(gluon_classics_conv_pool)
     .setParseAttrs(parse_attrs)
     .setInferType(infer_type)
     .setInferShape(infer_shape);
+
+REGISTER_OP(gluon_classics_conv_pool_maps)
+    .setCreateOpState(maps_state, "cpu")
+    .setParseAttrs(maps_parse_attrs)
+    .setInferType(maps_infer_type)
+    .setInferShape(maps_infer_shape);
 
 MXReturnValue initialize(int version) {
   return version >= 10900 ? MX_SUCCESS : MX_FAIL;

@@ -20,11 +20,12 @@ import tempfile
 
 import mxnet as mx
 
-__all__ = ['load', 'status', 'describe', 'find_compiler', 'SOURCE', 'OPERATOR', 'TILE',
+__all__ = ['load', 'status', 'describe', 'find_compiler', 'SOURCE', 'OPERATORS', 'TILE',
            'MAX_KERNEL', 'NO_COMPILER']
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'conv_pool.cc')
-OPERATOR = 'gluon_classics_conv_pool'  # what SOURCE registers
+# what SOURCE registers: the first block's (1-channel images), later blocks' (maps)
+OPERATORS = {name: f'gluon_classics_{name}' for name in ('conv_pool', 'conv_pool_maps')}
 TILE, MAX_KERNEL = 32, 11  # its kCols and kMaxK: pool sizes must divide TILE
 NO_COMPILER = 'off: no C++ compiler (install g++ or set CXX)'  # a status doctor hints on
 # -march=native: the vector width of this CPU (the source picks its tiles by it);
@@ -117,7 +118,8 @@ def _load():
     from mxnet.base import _LIB, c_str, check_call, mx_uint
     try:
         check_call(_LIB.MXLoadLib(c_str(path), mx_uint(0)))
-        _register(OPERATOR)
+        for name in OPERATORS.values():
+            _register(name)
     except mx.base.MXNetError as e:
         return None, f'off: MXNet cannot load {path} ({str(e).strip().splitlines()[0]}); ' \
                      f'remove it to rebuild'

@@ -148,36 +148,53 @@ def _conv_plan(layer, zero_maps_in):
     return plan
 
 
-def _fused_blocks(layers):
-    """``{0: plan}`` where our ``conv_pool`` operator computes the chain's first block, else {}.
+def _fused_block(conv, pool, first):
+    """The plan of our operator computing ``conv`` then ``pool``, or None.
 
-    It takes a first conv on 1-channel images (square kernel up to
-    ``kernels.MAX_KERNEL``, stride 1, bias, sigmoid/relu/no activation) followed
-    by non-overlapping pooling without padding, of a size dividing
-    ``kernels.TILE``: LeNet's first block in every variant but LeNet-5's (tanh).
-    Its gradients are written, not added, so parameters with ``grad_req='add'``
-    keep MXNet's operators.
+    Both operators take a square kernel up to ``kernels.MAX_KERNEL``, stride 1,
+    bias, sigmoid/relu/no activation, then non-overlapping pooling without
+    padding. The first block's (``conv_pool``) takes 1-channel images and a
+    pooling size dividing ``kernels.TILE``; later blocks' (``conv_pool_maps``)
+    take the maps our operator before them made. Gradients are written, not
+    added, so parameters with ``grad_req='add'`` keep MXNet's operators.
     """
-    if len(layers) < 2:
-        return {}
-    conv, pool = layers[:2]
     if not (isinstance(conv, nn.Conv2D) and isinstance(pool, (nn.MaxPool2D, nn.AvgPool2D))):
-        return {}
+        return None
     out, cin, kh, kw = conv.weight.shape
     ck, pk = conv._kwargs, pool._kwargs
     q = pk['kernel'][0]
-    if (cin != 1 or kh != kw or kh > kernels.MAX_KERNEL or ck['stride'] != (1, 1)
+    if (kh != kw or kh > kernels.MAX_KERNEL or ck['stride'] != (1, 1)
             or ck['pad'][0] != ck['pad'][1] or conv.bias is None
             or _act_type(conv) not in ('sigmoid', 'relu', None)
             or any(p.grad_req != 'write' for p in (conv.weight, conv.bias))
             or pk['global_pool'] or pk['pooling_convention'] != 'valid'
-            or pk['kernel'] != (q, q) or kernels.TILE % q or pk['stride'] != (q, q)
-            or pk['pad'] != (0, 0)):
+            or pk['kernel'] != (q, q) or pk['stride'] != (q, q) or pk['pad'] != (0, 0)
+            or (first and (cin != 1 or kernels.TILE % q))):
+        return None
+    plan = dict(op='conv_pool' if first else 'conv_pool_maps', pad=ck['pad'][0],
+                activation=_act_type(conv) or 'identity', pool=pk['pool_type'], pool_size=q,
+                channels=out, out_channels=out)
+    return plan
+
+
+def _fused_blocks(layers):
+    """``{index: plan}`` of the chain's leading conv + pooling pairs our operators compute.
+
+    LeNet's two blocks in every variant but LeNet-5's (tanh), when our
+    operators load (:mod:`.kernels`). Where MXNet's conv follows the first
+    block, its maps are padded with zero maps to oneDNN's block of 8.
+    """
+    fused = {}
+    for i in range(0, len(layers) - 1, 2):
+        plan = _fused_block(layers[i], layers[i + 1], first=i == 0)
+        if plan is None:
+            break
+        fused[i] = plan
+    if not fused or not kernels.load():
         return {}
-    if not kernels.load():
-        return {}
-    return {0: dict(op='conv_pool', pad=ck['pad'][0], activation=_act_type(conv) or 'identity',
-                    pool=pk['pool_type'], pool_size=q, channels=out, out_channels=_ceil8(out))}
+    if 0 in fused and 2 not in fused and len(layers) > 2 and isinstance(layers[2], nn.Conv2D):
+        fused[0]['out_channels'] = _ceil8(fused[0]['channels'])
+    return fused
 
 
 class _OneDNNObjective(gluon.HybridBlock):
@@ -219,7 +236,7 @@ class _OneDNNObjective(gluon.HybridBlock):
     @property
     def rewritten(self):
         """Whether some layer is computed in other shapes than the plain graph's."""
-        return any(op.get('shifts') or op.get('zero_out') or op['op'] == 'conv_pool'
+        return any(op.get('shifts') or op.get('zero_out') or op['op'] in kernels.OPERATORS
                    for op in self._ops)
 
     def hybrid_forward(self, F, x, y, **params):
@@ -240,10 +257,15 @@ class _OneDNNObjective(gluon.HybridBlock):
         for op in self._ops:
             weight, bias = params.get(f'weight{op["index"]}'), params.get(f'bias{op["index"]}')
             if op['op'] == 'conv_pool':  # x needs no gradient: the operator computes none
-                h = getattr(F, kernels.OPERATOR)(
+                h = getattr(F, kernels.OPERATORS['conv_pool'])(
                     F.BlockGrad(h), weight, bias, pad=op['pad'], act=op['activation'],
                     pool=op['pool'], pool_size=op['pool_size'], out_channels=op['out_channels'])[0]
                 channels, zero_maps = op['channels'], op['out_channels'] - op['channels']
+            elif op['op'] == 'conv_pool_maps':
+                h = getattr(F, kernels.OPERATORS['conv_pool_maps'])(
+                    h, weight, bias, pad=op['pad'], act=op['activation'], pool=op['pool'],
+                    pool_size=op['pool_size'])
+                channels, zero_maps = op['channels'], 0
             elif op['op'] == 'conv':
                 h = self._conv(F, h, weight, bias, op, cast)
                 channels, zero_maps = op['channels'], op['zero_out']
