@@ -17,13 +17,13 @@ plain SGD with lr 0.9, batch 256 and the same number of epochs:
   torch-compile  the same with ``torch.compile(net)``; not run by default: compiling
                  takes minutes here and is timed in epoch 1 (``--peers torch,torch-compile,ours``)
   ours           gluon_classics: ``load_data_fashion_mnist`` + ``train_ch5`` (on CPUs
-                 the oneDNN-shaped training graph of training/onednn.py, with our kernel
-                 for LeNet's first block; its one-time compilation, about 7 s the first
+                 the oneDNN-shaped training graph of training/onednn.py, with our kernels
+                 for LeNet's conv blocks; their one-time compilation, about 10 s the first
                  time on a machine, happens before the timer starts)
   ours-plain     the same with the plain static graph (``--ab`` adds it): the A/B of
                  the oneDNN-shaped graph, measured in the same run
-  ours-mxnet-ops the oneDNN-shaped graph with MXNet's operators for LeNet's first
-                 block instead of our kernel (``GLUON_CLASSICS_KERNELS=0``; ``--ab``
+  ours-mxnet-ops the oneDNN-shaped graph with MXNet's operators for LeNet's conv
+                 blocks instead of our kernels (``GLUON_CLASSICS_KERNELS=0``; ``--ab``
                  adds it too): the A/B of training/conv_pool.cc
 
 Each peer runs in its own process (d2l's numpy mode is process-wide; torch and
@@ -77,7 +77,7 @@ OPTIONAL = ('torch-compile',)  # a failure to run is reported, not fatal
 # --------------------------------------------------------------------------------------
 def run_mxnet_peer(args, peer):
     """Child process of peer 'ours': train and print BENCH_JSON lines."""
-    if peer == 'ours-mxnet-ops':  # MXNet's operators for LeNet's first block, not our kernel
+    if peer == 'ours-mxnet-ops':  # MXNet's operators for LeNet's conv blocks, not our kernels
         os.environ['GLUON_CLASSICS_KERNELS'] = '0'
     from gluon_classics import lenet, load_data_fashion_mnist, mx, train_ch5
     from mxnet import gluon, init

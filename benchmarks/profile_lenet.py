@@ -17,11 +17,11 @@ many batches. The main thread's CPU time per batch (``time.thread_time``,
 which other jobs on the machine do not inflate) is split by part, and
 ``--operators`` adds MXNet's profiler table of one epoch (aggregate stats).
 ``--plain`` uses the plain static graph instead of the oneDNN-shaped one;
-``--no-kernel`` the oneDNN-shaped one with MXNet's operators for LeNet's first
-block instead of our kernel (training/conv_pool.cc). ``--kernel-ab`` instead
-times the bare step with and without our kernel, alternating in one process
+``--no-kernel`` the oneDNN-shaped one with MXNet's operators for LeNet's conv
+blocks instead of our kernels (training/conv_pool.cc). ``--kernel-ab`` instead
+times the bare step with and without our kernels, alternating in one process
 (``--repeats`` rounds of an epoch's worth of steps each), and prints both
-and their ratio per round: the A/B of the kernel, free of the minute-to-minute
+and their ratio per round: the A/B of the kernels, free of the minute-to-minute
 drift between processes.
 ``--torch`` also times eager PyTorch's bare step on the same batch size
 (torch_reference.py ``--bare-steps``, in a child process: torch and MXNet bring
@@ -50,15 +50,15 @@ def main(argv=None):
     ap.add_argument('--repeats', type=int, default=3)
     ap.add_argument('--plain', action='store_true', help='the plain static graph')
     ap.add_argument('--no-kernel', action='store_true',
-                    help="MXNet's operators for LeNet's first block, not our kernel")
+                    help="MXNet's operators for LeNet's conv blocks, not our kernels")
     ap.add_argument('--operators', action='store_true', help="MXNet profiler's operator table")
     ap.add_argument('--kernel-ab', action='store_true',
-                    help='the bare step with and without our kernel, alternating')
+                    help='the bare step with and without our kernels, alternating')
     ap.add_argument('--torch', action='store_true',
                     help="eager PyTorch's bare step beside ours, alternating")
     args = ap.parse_args(argv)
     if args.kernel_ab and (args.plain or args.no_kernel):
-        ap.error("--kernel-ab compares our kernel with MXNet's operators in the oneDNN-shaped "
+        ap.error("--kernel-ab compares our kernels with MXNet's operators in the oneDNN-shaped "
                  "graph itself: leave out --plain and --no-kernel")
     for line in machine_lines():
         print(line)
@@ -142,8 +142,9 @@ def main(argv=None):
     _, epoch_cpu = epoch()
     n = train_iter.num_examples
     graph = 'plain graph' if args.plain else (
-        f'oneDNN-shaped graph, first block on {objective._ops[0]["op"]}'
-        f' (our kernel: {kernels.status()})')
+        f'oneDNN-shaped graph, conv blocks on {objective._ops[0]["op"]}'
+        f'{" + " + objective._ops[1]["op"] if objective._ops[0]["op"] == "conv_pool" else ""}'
+        f' (our kernels: {kernels.status()})')
     print(f'\n{batches} batches of 256 ({n} examples), wall seconds min / median over '
           f'{args.repeats}, {graph}:')
     for name, values in walls.items():
@@ -175,9 +176,9 @@ def main(argv=None):
 
 
 def _kernel_ab(step, without, objective, batches, repeats):
-    """Alternate the bare step with our kernel (``objective``) and without it."""
+    """Alternate the bare step with our kernels (``objective``) and without them."""
     if objective._ops[0]['op'] != 'conv_pool':
-        raise SystemExit('profile_lenet: our kernel is not in use here, nothing to compare '
+        raise SystemExit('profile_lenet: our kernels are not in use here, nothing to compare '
                          '(gluon-classics doctor says why)')
     step(objective), step(without)  # warm-up
     ms = {'with': [], 'without': []}
@@ -187,7 +188,7 @@ def _kernel_ab(step, without, objective, batches, repeats):
     ratios = [b / a for a, b in zip(ms['with'], ms['without'])]
     print(f'\nbare step, ms per batch of 256, {repeats} rounds of {batches} steps each, '
           f'alternating in one process:')
-    print(f'  with our kernel      {" ".join(f"{v:5.1f}" for v in ms["with"])}')
+    print(f'  with our kernels     {" ".join(f"{v:5.1f}" for v in ms["with"])}')
     print(f"  with MXNet's ops     {' '.join(f'{v:5.1f}' for v in ms['without'])}")
     print(f'  without / with       {" ".join(f"{v:5.2f}" for v in ratios)}  '
           f'(median {statistics.median(ratios):.2f})')

@@ -115,8 +115,8 @@ def _hints(facts, cuda_build):
                      f"offline, put them there, or point GLUON_CLASSICS_DATA or --data-dir at "
                      f"them")
     if facts['cpu_kernels'] == kernels.NO_COMPILER:
-        hints.append("no C++ compiler: LeNet's first block trains on MXNet's operators "
-                     "(same numbers, slower); install g++ for our kernel")
+        hints.append("no C++ compiler: LeNet's conv blocks train on MXNet's operators "
+                     "(same numbers, slower); install g++ for our kernels")
     threads, cores = facts['omp_threads']['OMP_NUM_THREADS'], facts['cpu']['cores']
     if threads and threads.isdigit() and cores and int(threads) > cores:
         hints.append(f'OMP_NUM_THREADS={threads} is more than the {cores} cores: '
@@ -149,7 +149,7 @@ def format_report(facts):
         lines.append(f"OMP_NUM_THREADS: not set (MXNet was imported with {cpu['cores']}, "
                      f"one per core)")
     lines += [f'{k}: {v}' for k, v in omp.items() if v]
-    lines.append(f"own CPU kernels (LeNet's first block): {facts['cpu_kernels']}")
+    lines.append(f"own CPU kernels (LeNet's conv blocks): {facts['cpu_kernels']}")
     for g in facts['gpus']:
         verdict = 'usable' if g['usable'] else f"not usable: {g['reason']}"
         lines.append(f"gpu {g['index']}: {g['name']}, compute capability {g['capability']}, "

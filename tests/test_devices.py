@@ -226,7 +226,7 @@ def test_doctor_report_on_this_machine(fashion_mnist_dir):
     assert f"AVX512_BF16 {'yes' if 'avx512_bf16' in flags else 'no'}" in isa
     assert not any('Fashion-MNIST' in hint for hint in facts['hints'])
     from gluon_classics.training import kernels
-    assert f"own CPU kernels (LeNet's first block): {kernels.describe()}" in lines
+    assert f"own CPU kernels (LeNet's conv blocks): {kernels.describe()}" in lines
 
 
 def test_doctor_says_when_there_is_no_compiler(monkeypatch, fashion_mnist_dir):

@@ -302,25 +302,39 @@ def test_max_pool_ties_in_the_second_block():
     _assert_same(onednn_objective(net, [mx.cpu()]), net, X, y)
 
 
-def test_second_block_gradients_follow_the_inputs_backward_sees():
-    """The second block's operator keeps its forward's activations for the
-    backward; a backward that sees other inputs (changed in place, a retained
-    graph) recomputes them: the gradients are those of a fresh pass."""
-    if not kernels.load():  # no compiler: the operator is not there (nor used, above)
+# each operator's inputs (x, weight) and attributes, LeNet's shapes
+OPERATOR_CASES = {
+    'conv_pool': ((4, 1, 28, 28), (6, 1, 5, 5), dict(pad=2, out_channels=6)),
+    'conv_pool_maps': ((4, 6, 14, 14), (16, 6, 5, 5), dict(pad=0)),
+}
+
+
+@pytest.mark.parametrize('name', list(OPERATOR_CASES))
+def test_gradients_follow_the_inputs_the_backward_sees(name):
+    """Our operators keep their forward's activations for the backward; a
+    backward that sees other inputs (changed in place, a retained graph)
+    recomputes them: the gradients are those of a fresh pass."""
+    if not kernels.load():  # no compiler: the operators are not there (nor used, above)
         assert TWO_BLOCKS[0] == 'conv'
         return
-    op = getattr(mx.nd, kernels.OPERATORS['conv_pool_maps'])
+    op = getattr(mx.nd, kernels.OPERATORS[name])
+    x_shape, w_shape, attrs = OPERATOR_CASES[name]
     rng = np.random.default_rng(0)
-    x, x2 = (mx.nd.array(rng.standard_normal((4, 6, 14, 14))) for _ in range(2))
-    w, w2 = (mx.nd.array(rng.standard_normal((16, 6, 5, 5)) * 0.2) for _ in range(2))
-    b, dy = mx.nd.array(rng.standard_normal(16)), mx.nd.array(rng.standard_normal((4, 16, 5, 5)))
+    x, x2 = (mx.nd.array(rng.standard_normal(x_shape)) for _ in range(2))
+    w, w2 = (mx.nd.array(rng.standard_normal(w_shape) * 0.2) for _ in range(2))
+    b = mx.nd.array(rng.standard_normal(w_shape[0]))
+    dy = None
 
     def grads(x, w, changes=()):
+        nonlocal dy
         b_ = b.copy()
         for a in (x, w, b_):
             a.attach_grad()
         with autograd.record():
-            loss = (op(x, w, b_, pad=0, act='sigmoid', pool='max', pool_size=2) * dy).sum()
+            y = op(x, w, b_, act='sigmoid', pool='max', pool_size=2, **attrs)
+            if dy is None:
+                dy = mx.nd.array(rng.standard_normal(y.shape))
+            loss = (y * dy).sum()
         if changes:
             loss.backward(retain_graph=True)
             for target, value in changes:

@@ -127,8 +127,10 @@ struct Shapes {
 // Maps are stored in rows of whole tiles; the columns past wo are ignored.
 #ifdef __AVX512F__
 constexpr int64_t kGroup = 6;  // 12 of 32 zmm registers
+constexpr int64_t kGradMaps = 3;  // 15 zmm of sums, 3 of the maps' gradient, 1 of the image
 #else
 constexpr int64_t kGroup = 3;  // 12 of 16 ymm registers
+constexpr int64_t kGradMaps = 1;  // 10 ymm of sums
 #endif
 constexpr int64_t kCols = 32, kMaxK = 11;  // kernels.py: TILE, MAX_KERNEL
 
@@ -190,28 +192,62 @@ void conv_act(const Padded& xp, const Filters& w, const Shapes& s, int act, floa
       }
 }
 
-// One map's pooled rows (py, px) from its activations (ho, tiled(wo)).
+// 16 floats (one zmm, or two ymm on AVX2) and the shuffles of 2x2 pooling
+typedef float Vec16 __attribute__((vector_size(64), aligned(4)));
+inline Vec16 load16(const float* p) { return *reinterpret_cast<const Vec16*>(p); }
+inline void store16(float* p, Vec16 v) { *reinterpret_cast<Vec16*>(p) = v; }
+inline Vec16 larger(Vec16 u, Vec16 v) { return (u > v) | (u != u) ? u : v; }
+inline Vec16 evens(Vec16 u, Vec16 v) {
+  return __builtin_shufflevector(u, v, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+}
+inline Vec16 odds(Vec16 u, Vec16 v) {
+  return __builtin_shufflevector(u, v, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+}
+static_assert(kCols == 32, "the pair shuffles assume tiles of two Vec16");
+// Keeps v in a register: GCC otherwise folds a load used by several FMAs
+// into each of them, and loads (not FMAs) then bound the loop.
+inline void in_register(Vec16& v) {
+#ifdef __AVX512F__
+  asm("" : "+v"(v));
+#endif
+}
+
+// One map's pooled rows (py, px) from its activations (ho, tiled(wo)), a tile
+// of kCols columns at a time: down the window's rows, then across its columns
+// (for q = 2 in whole registers: LeNet's rows of 14 windows are too short
+// for vector loops over a row).
 template <int Q>
 void pool(const float* a, const Shapes& s, int64_t q_runtime, bool max_pool, float* out) {
-  const int64_t q = Q ? Q : q_runtime, as = tiled(s.wo);
+  const int64_t q = Q ? Q : q_runtime, as = tiled(s.wo), per_tile = kCols / q;
   const float scale = 1.0f / static_cast<float>(q * q);
   for (int64_t r = 0; r < s.py; ++r)
     for (int64_t c0 = 0; c0 < as; c0 += kCols) {
-      float v[kCols], h[kCols];  // down the window's rows, then across its columns
+      float h[kCols];
       const float* rows = a + r * q * as + c0;
-      std::copy(rows, rows + kCols, v);
-      for (int64_t u = 1; u < q; ++u)
+      if constexpr (Q == 2) {
+        Vec16 u = load16(rows), v = load16(rows + 16);
+        const Vec16 u1 = load16(rows + as), v1 = load16(rows + as + 16);
+        u = max_pool ? larger(u1, u) : u + u1;
+        v = max_pool ? larger(v1, v) : v + v1;
+        const Vec16 even = evens(u, v), odd = odds(u, v);
+        store16(h, max_pool ? larger(odd, even) : (even + odd) * scale);
+      } else {
+        float v[kCols];
+        std::copy(rows, rows + kCols, v);
+        for (int64_t u = 1; u < q; ++u)
 #pragma omp simd
-        for (int64_t j = 0; j < kCols; ++j)
-          v[j] = max_pool ? larger(rows[u * as + j], v[j]) : v[j] + rows[u * as + j];
-      const int64_t per_tile = kCols / q;  // windows whose columns lie in this tile
-      for (int64_t j = 0; j < per_tile; ++j) {
-        float m = v[j * q];
-        for (int64_t t = 1; t < q; ++t) m = max_pool ? larger(v[j * q + t], m) : m + v[j * q + t];
-        h[j] = max_pool ? m : m * scale;
+          for (int64_t j = 0; j < kCols; ++j)
+            v[j] = max_pool ? larger(rows[u * as + j], v[j]) : v[j] + rows[u * as + j];
+        for (int64_t j = 0; j < per_tile; ++j) {
+          float m = v[j * q];
+          for (int64_t t = 1; t < q; ++t) m = max_pool ? larger(v[j * q + t], m) : m + v[j * q + t];
+          h[j] = max_pool ? m : m * scale;
+        }
       }
       const int64_t first = c0 / q, count = std::min(per_tile, s.px - first);
-      if (count > 0) std::copy(h, h + count, out + r * s.px + first);
+      float* o = out + r * s.px + first;
+#pragma omp simd
+      for (int64_t j = 0; j < count; ++j) o[j] = h[j];
     }
 }
 
@@ -220,11 +256,12 @@ void pool(const float* a, const Shapes& s, int64_t q_runtime, bool max_pool, flo
 template <int Q>
 void pool_act_grad(const float* g, const float* a, const Shapes& s, int64_t q_runtime,
                    bool max_pool, int act, float* dz) {
-  const int64_t q = Q ? Q : q_runtime, as = tiled(s.wo);
+  const int64_t q = Q ? Q : q_runtime, as = tiled(s.wo), per_tile = kCols / q;
   const float scale = 1.0f / static_cast<float>(q * q);
-  std::fill(dz, dz + s.ho * as, 0.0f);
-  for (int64_t r = 0; r < s.py; ++r) {
-    if (max_pool) {  // the window's first maximum takes the gradient
+  std::fill(dz + s.py * q * as, dz + s.ho * as, 0.0f);  // rows under no window
+  if (max_pool) {  // the window's first maximum takes the gradient
+    std::fill(dz, dz + s.py * q * as, 0.0f);
+    for (int64_t r = 0; r < s.py; ++r)
       for (int64_t j = 0; j < s.px; ++j) {
         const float* win = a + r * q * as + j * q;
         int64_t bu = 0, bt = 0;
@@ -233,45 +270,58 @@ void pool_act_grad(const float* g, const float* a, const Shapes& s, int64_t q_ru
             if (win[u * as + t] > win[bu * as + bt]) bu = u, bt = t;
         dz[(r * q + bu) * as + j * q + bt] = g[r * s.px + j];
       }
-    } else {
-      for (int64_t c0 = 0; c0 < as; c0 += kCols) {
-        float window[kCols], spread[kCols];  // each window's gradient, then per column
-        for (int64_t j = 0; j < kCols / q; ++j)
-          window[j] = c0 / q + j < s.px ? g[r * s.px + c0 / q + j] * scale : 0.0f;
-        for (int64_t j = 0; j < kCols; ++j) spread[j] = j < kCols / q * q ? window[j / q] : 0.0f;
-        for (int64_t u = 0; u < q; ++u)
-          std::copy(spread, spread + kCols, dz + (r * q + u) * as + c0);
+#pragma omp simd
+    for (int64_t i = 0; i < s.py * q * as; ++i) dz[i] *= slope(a[i], act);
+    return;
+  }
+  for (int64_t r = 0; r < s.py; ++r)
+    for (int64_t c0 = 0; c0 < as; c0 += kCols) {
+      float window[kCols], spread[kCols];  // each window's gradient, then per column
+      const int64_t first = c0 / q, count = std::max<int64_t>(0, std::min(per_tile, s.px - first));
+      std::fill(window, window + kCols, 0.0f);
+      for (int64_t j = 0; j < count; ++j) window[j] = g[r * s.px + first + j] * scale;
+      if constexpr (Q == 2) {
+        const Vec16 w = load16(window);
+        store16(spread, __builtin_shufflevector(w, w, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7));
+        store16(spread + 16,
+                __builtin_shufflevector(w, w, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15));
+      } else {
+        for (int64_t j = 0; j < kCols; ++j) spread[j] = window[j / q];
+      }
+      for (int64_t u = 0; u < q; ++u) {
+        const float* ar = a + (r * q + u) * as + c0;
+        float* out = dz + (r * q + u) * as + c0;
+#pragma omp simd
+        for (int64_t j = 0; j < kCols; ++j) out[j] = spread[j] * slope(ar[j], act);
       }
     }
-  }
-  for (int64_t r = 0; r < s.py * q; ++r)
-#pragma omp simd
-    for (int64_t j = 0; j < as; ++j) dz[r * as + j] *= slope(a[r * as + j], act);
 }
 
-// For P maps at once (sharing the image's loads):
+// For P maps at once (sharing the image's loads), 16 columns at a time:
 // wf[p][(di * k + dj) * kCols + j] += sum over rows r of dz[p][r, c0 + j] * x[r + di, c0 + j + dj]
+// (each shifted row of the image is loaded once for the P maps: folding it
+// into every FMA instead made the loop load-bound).
 template <int K, int P>
 void weight_grad(const float* dz, int64_t map, const Padded& xp, const Shapes& s, float* wf) {
   const int64_t k = K ? K : s.k, as = tiled(s.wo), kk = k * k;
   for (int64_t di = 0; di < k; ++di)
-    for (int64_t c0 = 0; c0 < as; c0 += kCols) {
-      float acc[P][K ? K : kMaxK][kCols] = {};
+    for (int64_t c0 = 0; c0 < as; c0 += 16) {
+      Vec16 acc[P][K ? K : kMaxK] = {};
       for (int64_t r = 0; r < s.ho; ++r) {
         const float* src = xp.row(r + di) + c0;
-        for (int64_t dj = 0; dj < k; ++dj)
-          for (int64_t p = 0; p < P; ++p) {
-            const float* d = dz + p * map + r * as + c0;
-#pragma omp simd
-            for (int64_t j = 0; j < kCols; ++j) acc[p][dj][j] += d[j] * src[j + dj];
-          }
+        Vec16 d[P];
+        for (int64_t p = 0; p < P; ++p) d[p] = load16(dz + p * map + r * as + c0);
+        for (int64_t dj = 0; dj < k; ++dj) {
+          Vec16 x = load16(src + dj);
+          in_register(x);
+          for (int64_t p = 0; p < P; ++p) acc[p][dj] += d[p] * x;
+        }
       }
-      for (int64_t p = 0; p < P; ++p) {
-        float* w = wf + p * kk * kCols + di * k * kCols;
-        for (int64_t dj = 0; dj < k; ++dj)
-#pragma omp simd
-          for (int64_t j = 0; j < kCols; ++j) w[dj * kCols + j] += acc[p][dj][j];
-      }
+      for (int64_t p = 0; p < P; ++p)
+        for (int64_t dj = 0; dj < k; ++dj) {
+          float* w = wf + p * kk * kCols + (di * k + dj) * kCols + c0 % kCols;
+          store16(w, load16(w) + acc[p][dj]);
+        }
     }
 }
 
@@ -280,63 +330,85 @@ struct Image {
   void (*conv_act)(const Padded&, const Filters&, const Shapes&, int, float*);
   void (*pool)(const float*, const Shapes&, int64_t, bool, float*);
   void (*pool_act_grad)(const float*, const float*, const Shapes&, int64_t, bool, int, float*);
-  void (*weight_grad2)(const float*, int64_t, const Padded&, const Shapes&, float*);
+  void (*weight_grads)(const float*, int64_t, const Padded&, const Shapes&, float*);
   void (*weight_grad1)(const float*, int64_t, const Padded&, const Shapes&, float*);
   Image(const Shapes& s, const Params& p) {
     const bool k5 = s.k == 5, q2 = p.pool_size == 2;
     conv_act = k5 ? ::conv_act<5> : ::conv_act<0>;
-    weight_grad2 = k5 ? ::weight_grad<5, 2> : ::weight_grad<0, 2>;
+    weight_grads = k5 ? ::weight_grad<5, kGradMaps> : ::weight_grad<0, kGradMaps>;
     weight_grad1 = k5 ? ::weight_grad<5, 1> : ::weight_grad<0, 1>;
     pool = q2 ? ::pool<2> : ::pool<0>;
     pool_act_grad = q2 ? ::pool_act_grad<2> : ::pool_act_grad<0>;
   }
 };
 
-MXReturnValue forward(const std::unordered_map<std::string, std::string>& attrs,
-                      std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                      const OpResource& res) {
-  Params p;
-  if (!parse(attrs, &p)) return MX_FAIL;
-  const Shapes s((*inputs)[0], (*inputs)[1], p);
-  const Filters w((*inputs)[1], (*inputs)[2], s);
+// What a forward leaves for its backward: the activations, and the inputs
+// they came from. The backward uses an image's activations only where its
+// x, the weight and the bias are byte for byte the forward's (a retained
+// graph, inputs changed in place), and recomputes them elsewhere.
+struct Kept {
+  std::vector<float> act, x, weight, bias;
+  // at a forward: room for n images' activations and inputs, and the parameters
+  void start(int64_t n, int64_t act_size, int64_t x_size, MXTensor& w, MXTensor& b) {
+    act.resize(n * act_size);
+    x.resize(n * x_size);
+    weight.assign(w.data<float>(), w.data<float>() + w.size());
+    bias.assign(b.data<float>(), b.data<float>() + b.size());
+  }
+  // at a backward: whether the parameters are the forward's (then ask image())
+  bool fresh(int64_t n, int64_t x_size, MXTensor& w, MXTensor& b) const {
+    return static_cast<int64_t>(x.size()) == n * x_size && same(weight, w) && same(bias, b);
+  }
+  bool image(int64_t i, const float* xi, int64_t x_size) const {
+    return !std::memcmp(x.data() + i * x_size, xi, x_size * sizeof *xi);
+  }
+
+ private:
+  static bool same(const std::vector<float>& kept, MXTensor& t) {
+    return static_cast<int64_t>(kept.size()) == t.size() &&
+           !std::memcmp(kept.data(), t.data<float>(), kept.size() * sizeof(float));
+  }
+};
+
+void forward_pass(const Params& p, std::vector<MXTensor>& inputs, MXTensor& output, Kept* kept) {
+  const Shapes s(inputs[0], inputs[1], p);
+  const Filters w(inputs[1], inputs[2], s);
   const Image image(s, p);
-  const float* x = (*inputs)[0].data<float>();
-  float* y = (*outputs)[0].data<float>();
-  const int64_t plane = s.py * s.px, map = s.ho * tiled(s.wo);
+  const float* x = inputs[0].data<float>();
+  float* y = output.data<float>();
+  const int64_t plane = s.py * s.px, map = s.ho * tiled(s.wo), pixels = s.h * s.w;
+  kept->start(s.n, s.c * map, pixels, inputs[1], inputs[2]);
 #pragma omp parallel  // as many threads as MXNet gives its own operators
   {
     Padded xp(s);
-    std::vector<float> a(s.c * map);
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < s.n; ++b) {
-      xp.load(x + b * s.h * s.w, s, p.pad);
-      image.conv_act(xp, w, s, p.act, a.data());
+      std::copy(x + b * pixels, x + (b + 1) * pixels, kept->x.data() + b * pixels);
+      xp.load(x + b * pixels, s, p.pad);
+      float* a = kept->act.data() + b * s.c * map;
+      image.conv_act(xp, w, s, p.act, a);
       float* yb = y + b * p.out_channels * plane;
       for (int64_t f = 0; f < s.c; ++f)
-        image.pool(a.data() + f * map, s, p.pool_size, p.max_pool, yb + f * plane);
+        image.pool(a + f * map, s, p.pool_size, p.max_pool, yb + f * plane);
       std::fill(yb + s.c * plane, yb + p.out_channels * plane, 0.0f);
     }
   }
-  return MX_SUCCESS;
 }
 
 // inputs: dy, x, weight, bias, y; outputs: dx (zeros), dweight, dbias.
-// The activations are recomputed image by image (in cache) rather than kept.
-MXReturnValue backward(const std::unordered_map<std::string, std::string>& attrs,
-                       std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                       const OpResource& res) {
-  Params p;
-  if (!parse(attrs, &p)) return MX_FAIL;
-  const Shapes s((*inputs)[1], (*inputs)[2], p);
-  const Filters w((*inputs)[2], (*inputs)[3], s);
+void backward_pass(const Params& p, std::vector<MXTensor>& inputs, std::vector<MXTensor>& outputs,
+                   const Kept& kept) {
+  const Shapes s(inputs[1], inputs[2], p);
+  const Filters w(inputs[2], inputs[3], s);
   const Image image(s, p);
-  const float* dy = (*inputs)[0].data<float>();
-  const float* x = (*inputs)[1].data<float>();
-  float* dx = (*outputs)[0].data<float>();
-  float* dweight = (*outputs)[1].data<float>();
-  float* dbias = (*outputs)[2].data<float>();
-  const int64_t plane = s.py * s.px, kk = s.k * s.k, map = s.ho * tiled(s.wo);
-  std::fill(dx, dx + s.n * s.h * s.w, 0.0f);
+  const float* dy = inputs[0].data<float>();
+  const float* x = inputs[1].data<float>();
+  float* dx = outputs[0].data<float>();
+  float* dweight = outputs[1].data<float>();
+  float* dbias = outputs[2].data<float>();
+  const int64_t plane = s.py * s.px, kk = s.k * s.k, map = s.ho * tiled(s.wo), pixels = s.h * s.w;
+  const bool fresh = kept.fresh(s.n, pixels, inputs[2], inputs[3]);
+  std::fill(dx, dx + s.n * pixels, 0.0f);
   const int threads = omp_get_max_threads();
   // per thread: the weight gradient as per-lane partial sums (c, k, k, kCols), and the bias'
   const int64_t slot = s.c * kk * kCols + s.c * kCols;
@@ -346,23 +418,27 @@ MXReturnValue backward(const std::unordered_map<std::string, std::string>& attrs
     float* wsum = part.data() + omp_get_thread_num() * slot;
     float* bsum = wsum + s.c * kk * kCols;
     Padded xp(s);
-    std::vector<float> a(s.c * map), dz(s.c * map);
+    std::vector<float> again(s.c * map), dz(s.c * map);
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < s.n; ++b) {
-      xp.load(x + b * s.h * s.w, s, p.pad);
-      image.conv_act(xp, w, s, p.act, a.data());
+      xp.load(x + b * pixels, s, p.pad);
+      const float* a = kept.act.data() + b * s.c * map;
+      if (!fresh || !kept.image(b, x + b * pixels, pixels)) {
+        image.conv_act(xp, w, s, p.act, again.data());
+        a = again.data();
+      }
       for (int64_t f = 0; f < s.c; ++f) {
         float* dzf = dz.data() + f * map;
-        image.pool_act_grad(dy + (b * p.out_channels + f) * plane, a.data() + f * map, s,
+        image.pool_act_grad(dy + (b * p.out_channels + f) * plane, a + f * map, s,
                             p.pool_size, p.max_pool, p.act, dzf);
         for (int64_t r = 0; r < map; r += kCols)
 #pragma omp simd
           for (int64_t j = 0; j < kCols; ++j) bsum[f * kCols + j] += dzf[r + j];
       }
       int64_t f = 0;
-      for (; f + 2 <= s.c; f += 2)  // two maps share each load of the image
-        image.weight_grad2(dz.data() + f * map, map, xp, s, wsum + f * kk * kCols);
-      if (f < s.c) image.weight_grad1(dz.data() + f * map, map, xp, s, wsum + f * kk * kCols);
+      for (; f + kGradMaps <= s.c; f += kGradMaps)  // maps sharing each load of the image
+        image.weight_grads(dz.data() + f * map, map, xp, s, wsum + f * kk * kCols);
+      for (; f < s.c; ++f) image.weight_grad1(dz.data() + f * map, map, xp, s, wsum + f * kk * kCols);
     }
   }
   // threads' partial sums in a fixed order: the same result for the same thread count
@@ -377,9 +453,7 @@ MXReturnValue backward(const std::unordered_map<std::string, std::string>& attrs
       (i < kk ? dweight[f * kk + i] : dbias[f]) = sum;
     }
   }
-  return MX_SUCCESS;
 }
-
 
 // ---- LeNet's later blocks: a conv on C maps, its activation and pooling ----
 // Vectorized over filters: kLanes filters per register, so maps are kept
@@ -612,12 +686,6 @@ void maps_input_grad_any(const float* dzp, const MapFilters& w, const MapShapes&
   maps_input_grad_all<K>(dzp, w, s, dx, std::make_integer_sequence<int, kInTile>{});
 }
 
-// What a forward leaves for its backward: the activations, and the inputs
-// they came from (a backward whose inputs differ recomputes them).
-struct Kept {
-  std::vector<float> act, x, weight, bias;
-};
-
 void maps_forward(const Params& p, std::vector<MXTensor>& inputs, MXTensor& output, Kept* kept) {
   const MapShapes s(inputs[0], inputs[1], p);
   const MapFilters w(inputs[1], inputs[2], s);
@@ -625,10 +693,7 @@ void maps_forward(const Params& p, std::vector<MXTensor>& inputs, MXTensor& outp
   const int64_t image = s.ci * s.h * s.w;
   const float* x = inputs[0].data<float>();
   float* y = output.data<float>();
-  kept->act.resize(s.n * s.kept());
-  kept->x.resize(s.n * image);
-  for (auto [to, from] : {std::pair{&kept->weight, &inputs[1]}, {&kept->bias, &inputs[2]}})
-    to->assign(from->data<float>(), from->data<float>() + from->size());
+  kept->start(s.n, s.kept(), image, inputs[1], inputs[2]);
 #pragma omp parallel
   {
     std::vector<float> xp(s.ci * s.hp * s.wp + kRun);
@@ -643,10 +708,6 @@ void maps_forward(const Params& p, std::vector<MXTensor>& inputs, MXTensor& outp
   }
 }
 
-bool same(const std::vector<float>& kept, const float* v, int64_t n) {
-  return static_cast<int64_t>(kept.size()) == n && !std::memcmp(kept.data(), v, n * sizeof *v);
-}
-
 // inputs: dy, x, weight, bias, y; outputs: dx, dweight, dbias.
 void maps_backward(const Params& p, std::vector<MXTensor>& inputs, std::vector<MXTensor>& outputs,
                    const Kept& kept) {
@@ -658,9 +719,7 @@ void maps_backward(const Params& p, std::vector<MXTensor>& inputs, std::vector<M
   const int64_t image = s.ci * s.h * s.w;
   const float* dy = inputs[0].data<float>();
   const float* x = inputs[1].data<float>();
-  const bool fresh = same(kept.weight, inputs[2].data<float>(), inputs[2].size()) &&
-                     same(kept.bias, inputs[3].data<float>(), inputs[3].size()) &&
-                     static_cast<int64_t>(kept.x.size()) == s.n * image;
+  const bool fresh = kept.fresh(s.n, image, inputs[2], inputs[3]);
   float* dx = outputs[0].data<float>();
   float* dweight = outputs[1].data<float>();
   float* dbias = outputs[2].data<float>();
@@ -678,7 +737,7 @@ void maps_backward(const Params& p, std::vector<MXTensor>& inputs, std::vector<M
       const float* xb = x + b * image;
       load_maps(xb, s, xp.data());
       const float* a = kept.act.data() + b * s.kept();
-      if (!fresh || std::memcmp(kept.x.data() + b * image, xb, image * sizeof *xb)) {
+      if (!fresh || !kept.image(b, xb, image)) {
         conv(xp.data(), w, s, p.act, act.data());
         a = act.data();
       }
@@ -702,17 +761,19 @@ void maps_backward(const Params& p, std::vector<MXTensor>& inputs, std::vector<M
 }
 
 // One instance per graph node: what its last forward kept.
-class ConvPoolMaps : public CustomStatefulOp {
+template <void (*Fwd)(const Params&, std::vector<MXTensor>&, MXTensor&, Kept*),
+          void (*Bwd)(const Params&, std::vector<MXTensor>&, std::vector<MXTensor>&, const Kept&)>
+class Keeping : public CustomStatefulOp {
  public:
-  explicit ConvPoolMaps(const Params& p) : p_(p) {}
+  explicit Keeping(const Params& p) : p_(p) {}
   MXReturnValue Forward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                         const OpResource& res) override {
-    maps_forward(p_, *inputs, (*outputs)[0], &kept_);
+    Fwd(p_, *inputs, (*outputs)[0], &kept_);
     return MX_SUCCESS;
   }
   MXReturnValue Backward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                          const OpResource& res) override {
-    maps_backward(p_, *inputs, *outputs, kept_);
+    Bwd(p_, *inputs, *outputs, kept_);
     return MX_SUCCESS;
   }
 
@@ -721,12 +782,14 @@ class ConvPoolMaps : public CustomStatefulOp {
   Kept kept_;
 };
 
-MXReturnValue maps_state(const std::unordered_map<std::string, std::string>& attrs,
-                         const MXContext& ctx, const std::vector<std::vector<unsigned int>>& shapes,
-                         const std::vector<int> types, CustomStatefulOp** op) {
+template <class Op>
+MXReturnValue create_state(const std::unordered_map<std::string, std::string>& attrs,
+                           const MXContext& ctx,
+                           const std::vector<std::vector<unsigned int>>& shapes,
+                           const std::vector<int> types, CustomStatefulOp** op) {
   Params p;
   if (!parse(attrs, &p)) return MX_FAIL;
-  *op = CustomStatefulOp::create<ConvPoolMaps>(p);
+  *op = CustomStatefulOp::create<Op>(p);
   return MX_SUCCESS;
 }
 
@@ -821,14 +884,13 @@ MXReturnValue maps_infer_shape(const std::unordered_map<std::string, std::string
 }  // namespace
 
 REGISTER_OP(gluon_classics_conv_pool)
-    .setForward(forward, "cpu")
-    .setBackward(backward, "cpu")
+    .setCreateOpState(create_state<Keeping<forward_pass, backward_pass>>, "cpu")
     .setParseAttrs(parse_attrs)
     .setInferType(infer_type)
     .setInferShape(infer_shape);
 
 REGISTER_OP(gluon_classics_conv_pool_maps)
-    .setCreateOpState(maps_state, "cpu")
+    .setCreateOpState(create_state<Keeping<maps_forward, maps_backward>>, "cpu")
     .setParseAttrs(maps_parse_attrs)
     .setInferType(maps_infer_type)
     .setInferShape(maps_infer_shape);

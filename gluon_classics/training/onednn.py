@@ -25,10 +25,10 @@ float rounding (tests check the loss and every gradient).
 It applies only where the net's forward provably is the chain of its layers
 (:func:`chain_layers`); any other net trains on its own ``hybrid_forward``.
 
-Where our own operator loads (:mod:`.kernels`), LeNet's first block (the
-1-channel conv, its activation and pooling) is computed by it instead
-(``conv_pool.cc``: one pass per image, forward and backward), with the same
-zero maps after it; :func:`_fused_blocks` says where.
+Where our own operators load (:mod:`.kernels`), LeNet's two conv blocks
+(each conv with its activation and pooling) are computed by them instead
+(``conv_pool.cc``: one pass per image, forward and backward);
+:func:`_fused_blocks` says where.
 
 The same graph can compute in bfloat16 (``dtype='bfloat16'``, opt-in): the
 float32 Parameters are cast inside the graph, convolutions, dense layers,
@@ -347,8 +347,8 @@ def onednn_objective(net, ctxs, dtype='float32', hybridize=True, own_kernels=Tru
     all its variants and overrides, AlexNet, Sequential chains), and only where
     some layer needs it. The net itself is neither changed nor hybridized.
     ``dtype='bfloat16'`` always returns the graph, in bfloat16, or raises
-    ValueError (:func:`check_dtype`). LeNet's first block runs on our own
-    operator (:mod:`.kernels`) where it loads, unless ``own_kernels=False``
+    ValueError (:func:`check_dtype`). LeNet's conv blocks run on our own
+    operators (:mod:`.kernels`) where they load, unless ``own_kernels=False``
     (MXNet's operators, e.g. for an A/B).
     """
     check_dtype(net, ctxs, dtype, hybridize)
