@@ -408,7 +408,6 @@ void backward_pass(const Params& p, std::vector<MXTensor>& inputs, std::vector<M
   float* dbias = outputs[2].data<float>();
   const int64_t plane = s.py * s.px, kk = s.k * s.k, map = s.ho * tiled(s.wo), pixels = s.h * s.w;
   const bool fresh = kept.fresh(s.n, pixels, inputs[2], inputs[3]);
-  std::fill(dx, dx + s.n * pixels, 0.0f);
   const int threads = omp_get_max_threads();
   // per thread: the weight gradient as per-lane partial sums (c, k, k, kCols), and the bias'
   const int64_t slot = s.c * kk * kCols + s.c * kCols;
@@ -421,6 +420,7 @@ void backward_pass(const Params& p, std::vector<MXTensor>& inputs, std::vector<M
     std::vector<float> again(s.c * map), dz(s.c * map);
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < s.n; ++b) {
+      std::fill(dx + b * pixels, dx + (b + 1) * pixels, 0.0f);
       xp.load(x + b * pixels, s, p.pad);
       const float* a = kept.act.data() + b * s.c * map;
       if (!fresh || !kept.image(b, x + b * pixels, pixels)) {
