@@ -1,27 +1,35 @@
-// A first conv layer on 1-channel images, its activation and its pooling, as
-// one MXNet operator (MXNet's extension API, lib_api.h): LeNet's first block.
+// LeNet's conv blocks (a conv layer, its activation and its pooling), each as
+// one MXNet operator (MXNet's extension API, lib_api.h):
 //
-// oneDNN has no fast kernel for a convolution with one input channel and six
-// filters, and runs the activation and the pooling as separate passes over a
-// 256x6x28x28 map. Here a whole image stays in L1: the conv, activation and
-// pooling in one pass forward; pooling's and the activation's gradients and
-// the weight gradient in one pass backward, recomputing the activations
-// (keeping them instead gained 2.5% of a LeNet step: the memory traffic costs
-// about what the recomputation does).
+//   gluon_classics_conv_pool       the first block, on 1-channel images
+//     inputs   x (N, 1, H, W), weight (C, 1, k, k), bias (C,)
+//     output   y (N, C_out, H'/s, W'/s): the pooled maps, C_out >= C (the maps
+//              past C are zeros: the next conv's input channels padded to
+//              oneDNN's block, where MXNet's conv follows)
+//     attrs    pad, act, pool, pool_size (dividing 32), out_channels (C_out)
+//   gluon_classics_conv_pool_maps  later blocks, on C maps
+//     inputs   x (N, C, H, W), weight (F, C, k, k), bias (F,)
+//     output   y (N, F, H'/s, W'/s)
+//     attrs    pad, act, pool, pool_size
 //
-//   inputs   x (N, 1, H, W), weight (C, 1, k, k), bias (C,)
-//   output   y (N, C_out, H'/s, W'/s): the pooled maps, C_out >= C (the maps
-//            past C are zeros: the next conv's input channels padded to
-//            oneDNN's block)
-//   attrs    pad, act (sigmoid | relu | identity), pool (max | avg),
-//            pool_size (= stride, no padding, dividing 32), out_channels (C_out)
+//   act (sigmoid | relu | identity), pool (max | avg), pool_size (= stride,
+//   no padding); square kernels up to 11, stride 1.
+//
+// oneDNN 2.4 has no fast kernels for LeNet's shapes (1 input channel and 6
+// filters; 6 maps and 16 filters on 10x10 outputs) and runs the activations
+// and poolings as separate passes over the batch's maps. Here an image's
+// block stays in L1: conv, activation and pooling in one pass forward; the
+// pooling's and activation's gradients, the weight and bias gradients (and
+// for later blocks the input's) in one pass backward. The forward keeps its
+// activations for the backward (Kept).
 //
 // Work is split over images (OpenMP, as many threads as MXNet gives its
 // operators); the weight gradient's per-thread sums are added in a fixed order.
 //
 // Same function as Convolution + Activation + Pooling up to float rounding
 // (summation order; exp is a polynomial within 2 ulp). NaN propagates. The
-// gradient of x is not computed (zeros): the graph feeds x through BlockGrad.
+// first block does not compute the gradient of x (zeros): the graph feeds x
+// through BlockGrad.
 #include <omp.h>
 
 #include <algorithm>
@@ -130,7 +138,7 @@ constexpr int64_t kGroup = 6;  // 12 of 32 zmm registers
 constexpr int64_t kGradMaps = 3;  // 15 zmm of sums, 3 of the maps' gradient, 1 of the image
 #else
 constexpr int64_t kGroup = 3;  // 12 of 16 ymm registers
-constexpr int64_t kGradMaps = 1;  // 10 ymm of sums
+constexpr int64_t kGradMaps = 2;  // 10 ymm of sums, 2 of the maps' gradient, 1 of the image
 #endif
 constexpr int64_t kCols = 32, kMaxK = 11;  // kernels.py: TILE, MAX_KERNEL
 
@@ -192,25 +200,30 @@ void conv_act(const Padded& xp, const Filters& w, const Shapes& s, int act, floa
       }
 }
 
-// 16 floats (one zmm, or two ymm on AVX2) and the shuffles of 2x2 pooling
-typedef float Vec16 __attribute__((vector_size(64), aligned(4)));
-inline Vec16 load16(const float* p) { return *reinterpret_cast<const Vec16*>(p); }
-inline void store16(float* p, Vec16 v) { *reinterpret_cast<Vec16*>(p) = v; }
-inline Vec16 larger(Vec16 u, Vec16 v) { return (u > v) | (u != u) ? u : v; }
-inline Vec16 evens(Vec16 u, Vec16 v) {
-  return __builtin_shufflevector(u, v, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+// One register of floats (zmm, or ymm on AVX2), and the shuffles of 2x2 pooling
+#ifdef __AVX512F__
+constexpr int kVec = 16;
+#else
+constexpr int kVec = 8;
+#endif
+typedef float Vec __attribute__((vector_size(kVec * sizeof(float)), aligned(4)));
+inline Vec load(const float* p) { return *reinterpret_cast<const Vec*>(p); }
+inline void store(float* p, Vec v) { *reinterpret_cast<Vec*>(p) = v; }
+inline Vec larger(Vec u, Vec v) { return (u > v) | (u != u) ? u : v; }
+template <size_t... I>
+Vec evens(Vec u, Vec v, std::index_sequence<I...>) { return __builtin_shufflevector(u, v, 2 * I...); }
+template <size_t... I>
+Vec odds(Vec u, Vec v, std::index_sequence<I...>) { return __builtin_shufflevector(u, v, 2 * I + 1 ...); }
+// lanes (half * kVec + i) / 2 of w: each of w's lanes twice
+template <int Half, size_t... I>
+Vec doubled(Vec w, std::index_sequence<I...>) {
+  return __builtin_shufflevector(w, w, (Half * kVec + I) / 2 ...);
 }
-inline Vec16 odds(Vec16 u, Vec16 v) {
-  return __builtin_shufflevector(u, v, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-}
-static_assert(kCols == 32, "the pair shuffles assume tiles of two Vec16");
+constexpr auto kLanesOf = std::make_index_sequence<kVec>{};
+static_assert(kCols % (2 * kVec) == 0, "tiles of whole pairs of registers");
 // Keeps v in a register: GCC otherwise folds a load used by several FMAs
 // into each of them, and loads (not FMAs) then bound the loop.
-inline void in_register(Vec16& v) {
-#ifdef __AVX512F__
-  asm("" : "+v"(v));
-#endif
-}
+inline void in_register(Vec& v) { asm("" : "+v"(v)); }
 
 // One map's pooled rows (py, px) from its activations (ho, tiled(wo)), a tile
 // of kCols columns at a time: down the window's rows, then across its columns
@@ -225,12 +238,14 @@ void pool(const float* a, const Shapes& s, int64_t q_runtime, bool max_pool, flo
       float h[kCols];
       const float* rows = a + r * q * as + c0;
       if constexpr (Q == 2) {
-        Vec16 u = load16(rows), v = load16(rows + 16);
-        const Vec16 u1 = load16(rows + as), v1 = load16(rows + as + 16);
-        u = max_pool ? larger(u1, u) : u + u1;
-        v = max_pool ? larger(v1, v) : v + v1;
-        const Vec16 even = evens(u, v), odd = odds(u, v);
-        store16(h, max_pool ? larger(odd, even) : (even + odd) * scale);
+        for (int64_t t = 0; t < kCols; t += 2 * kVec) {
+          Vec u = load(rows + t), v = load(rows + t + kVec);
+          const Vec u1 = load(rows + as + t), v1 = load(rows + as + t + kVec);
+          u = max_pool ? larger(u1, u) : u + u1;
+          v = max_pool ? larger(v1, v) : v + v1;
+          const Vec even = evens(u, v, kLanesOf), odd = odds(u, v, kLanesOf);
+          store(h + t / 2, max_pool ? larger(odd, even) : (even + odd) * scale);
+        }
       } else {
         float v[kCols];
         std::copy(rows, rows + kCols, v);
@@ -281,10 +296,11 @@ void pool_act_grad(const float* g, const float* a, const Shapes& s, int64_t q_ru
       std::fill(window, window + kCols, 0.0f);
       for (int64_t j = 0; j < count; ++j) window[j] = g[r * s.px + first + j] * scale;
       if constexpr (Q == 2) {
-        const Vec16 w = load16(window);
-        store16(spread, __builtin_shufflevector(w, w, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7));
-        store16(spread + 16,
-                __builtin_shufflevector(w, w, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15));
+        for (int64_t t = 0; t < kCols / 2; t += kVec) {
+          const Vec w = load(window + t);
+          store(spread + 2 * t, doubled<0>(w, kLanesOf));
+          store(spread + 2 * t + kVec, doubled<1>(w, kLanesOf));
+        }
       } else {
         for (int64_t j = 0; j < kCols; ++j) spread[j] = window[j / q];
       }
@@ -297,30 +313,28 @@ void pool_act_grad(const float* g, const float* a, const Shapes& s, int64_t q_ru
     }
 }
 
-// For P maps at once (sharing the image's loads), 16 columns at a time:
+// For P maps at once (sharing the image's loads), a register of columns at a time:
 // wf[p][(di * k + dj) * kCols + j] += sum over rows r of dz[p][r, c0 + j] * x[r + di, c0 + j + dj]
-// (each shifted row of the image is loaded once for the P maps: folding it
-// into every FMA instead made the loop load-bound).
 template <int K, int P>
 void weight_grad(const float* dz, int64_t map, const Padded& xp, const Shapes& s, float* wf) {
   const int64_t k = K ? K : s.k, as = tiled(s.wo), kk = k * k;
   for (int64_t di = 0; di < k; ++di)
-    for (int64_t c0 = 0; c0 < as; c0 += 16) {
-      Vec16 acc[P][K ? K : kMaxK] = {};
+    for (int64_t c0 = 0; c0 < as; c0 += kVec) {
+      Vec acc[P][K ? K : kMaxK] = {};
       for (int64_t r = 0; r < s.ho; ++r) {
         const float* src = xp.row(r + di) + c0;
-        Vec16 d[P];
-        for (int64_t p = 0; p < P; ++p) d[p] = load16(dz + p * map + r * as + c0);
+        Vec d[P];
+        for (int64_t p = 0; p < P; ++p) d[p] = load(dz + p * map + r * as + c0);
         for (int64_t dj = 0; dj < k; ++dj) {
-          Vec16 x = load16(src + dj);
-          in_register(x);
+          Vec x = load(src + dj);
+          in_register(x);  // one load of each shifted row for the P maps
           for (int64_t p = 0; p < P; ++p) acc[p][dj] += d[p] * x;
         }
       }
       for (int64_t p = 0; p < P; ++p)
         for (int64_t dj = 0; dj < k; ++dj) {
           float* w = wf + p * kk * kCols + (di * k + dj) * kCols + c0 % kCols;
-          store16(w, load16(w) + acc[p][dj]);
+          store(w, load(w) + acc[p][dj]);
         }
     }
 }
@@ -460,13 +474,16 @@ void backward_pass(const Params& p, std::vector<MXTensor>& inputs, std::vector<M
 // channels-last inside (one image's input maps in planar copies with zero
 // borders). The forward keeps its activations for the backward (Kept), which
 // computes the input's gradient too.
-#ifdef __AVX512F__
+// kLanes filters: one zmm, or two ymm on AVX2 (whose 16 registers then hold
+// tiles half as wide): each broadcast input value serves 16 filters.
 constexpr int64_t kLanes = 16;
+#ifdef __AVX512F__
+constexpr int64_t kRun = 10;    // output columns per register tile (10 zmm)
+constexpr int64_t kInTile = 8;  // input maps per register tile of the input's gradient (8 zmm)
 #else
-constexpr int64_t kLanes = 8;
+constexpr int64_t kRun = 5;     // 10 ymm
+constexpr int64_t kInTile = 4;  // 8 ymm
 #endif
-constexpr int64_t kRun = 10;   // output columns per register tile (kRun registers)
-constexpr int64_t kInTile = 8;  // input maps per register tile of the input's gradient
 
 struct MapShapes {
   // hp, wp: the padded input, wide enough for a tile of kRun columns past wo;

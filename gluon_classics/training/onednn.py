@@ -171,10 +171,9 @@ def _fused_block(conv, pool, first):
             or pk['kernel'] != (q, q) or pk['stride'] != (q, q) or pk['pad'] != (0, 0)
             or (first and (cin != 1 or kernels.TILE % q))):
         return None
-    plan = dict(op='conv_pool' if first else 'conv_pool_maps', pad=ck['pad'][0],
+    return dict(op='conv_pool' if first else 'conv_pool_maps', pad=ck['pad'][0],
                 activation=_act_type(conv) or 'identity', pool=pk['pool_type'], pool_size=q,
                 channels=out, out_channels=out)
-    return plan
 
 
 def _fused_blocks(layers):
@@ -259,7 +258,7 @@ class _OneDNNObjective(gluon.HybridBlock):
             if op['op'] == 'conv_pool':  # x needs no gradient: the operator computes none
                 h = getattr(F, kernels.OPERATORS['conv_pool'])(
                     F.BlockGrad(h), weight, bias, pad=op['pad'], act=op['activation'],
-                    pool=op['pool'], pool_size=op['pool_size'], out_channels=op['out_channels'])[0]
+                    pool=op['pool'], pool_size=op['pool_size'], out_channels=op['out_channels'])
                 channels, zero_maps = op['channels'], op['out_channels'] - op['channels']
             elif op['op'] == 'conv_pool_maps':
                 h = getattr(F, kernels.OPERATORS['conv_pool_maps'])(
