@@ -810,12 +810,13 @@ MXReturnValue create_state(const std::unordered_map<std::string, std::string>& a
   return MX_SUCCESS;
 }
 
+// parse_attrs and infer_type: both operators'
 MXReturnValue parse_attrs(const std::unordered_map<std::string, std::string>& attrs,
                           int* num_in, int* num_out) {
   Params p;
   if (!parse(attrs, &p)) {
-    MX_ERROR_MSG << "gluon_classics_conv_pool: bad attributes (pad, act, pool, pool_size, "
-                    "out_channels)";
+    MX_ERROR_MSG << "gluon_classics_conv_pool(_maps): bad attributes (pad, act, pool, "
+                    "pool_size, and out_channels for conv_pool)";
     return MX_FAIL;
   }
   *num_in = 3;
@@ -827,13 +828,15 @@ MXReturnValue infer_type(const std::unordered_map<std::string, std::string>& att
                          std::vector<int>* in_types, std::vector<int>* out_types) {
   for (int t : *in_types)
     if (t != kFloat32) {
-      MX_ERROR_MSG << "gluon_classics_conv_pool: float32 only";
+      MX_ERROR_MSG << "gluon_classics_conv_pool(_maps): float32 only";
       return MX_FAIL;
     }
   (*out_types)[0] = kFloat32;
   return MX_SUCCESS;
 }
 
+// Maps: gluon_classics_conv_pool_maps's, else gluon_classics_conv_pool's
+template <bool Maps>
 MXReturnValue infer_shape(const std::unordered_map<std::string, std::string>& attrs,
                           std::vector<std::vector<unsigned int>>* in,
                           std::vector<std::vector<unsigned int>>* out) {
@@ -841,60 +844,23 @@ MXReturnValue infer_shape(const std::unordered_map<std::string, std::string>& at
   parse(attrs, &p);
   const auto& x = (*in)[0];
   const auto& w = (*in)[1];
-  if (x.size() != 4 || x[1] != 1 || w.size() != 4 || w[1] != 1 || w[2] != w[3] || w[2] > kMaxK ||
-      (*in)[2].size() != 1 || (*in)[2][0] != w[0] || p.out_channels < static_cast<int>(w[0]) ||
-      kCols % p.pool_size) {
-    MX_ERROR_MSG << "gluon_classics_conv_pool: wants x (N, 1, H, W), weight (C, 1, k, k) with "
-                    "k <= 11, bias (C,), out_channels >= C, a pool_size dividing 32";
+  const bool ok = x.size() == 4 && w.size() == 4 && w[1] == x[1] && (Maps || x[1] == 1) &&
+                  w[2] == w[3] && w[2] <= kMaxK && (*in)[2].size() == 1 &&
+                  (*in)[2][0] == w[0] && x[2] + 2 * p.pad >= w[2] + p.pool_size - 1 &&
+                  x[3] + 2 * p.pad >= w[3] + p.pool_size - 1 &&
+                  (Maps || (p.out_channels >= static_cast<int>(w[0]) && kCols % p.pool_size == 0));
+  if (!ok) {
+    MX_ERROR_MSG << (Maps ? "gluon_classics_conv_pool_maps: wants x (N, C, H, W), weight "
+                            "(F, C, k, k) with k <= 11, bias (F,), and maps the pooling "
+                            "window fits in"
+                          : "gluon_classics_conv_pool: wants x (N, 1, H, W), weight (C, 1, k, k) "
+                            "with k <= 11, bias (C,), out_channels >= C, a pool_size dividing "
+                            "32, and images the pooling window fits in");
     return MX_FAIL;
   }
   const unsigned ho = x[2] + 2 * p.pad - w[2] + 1, wo = x[3] + 2 * p.pad - w[3] + 1;
-  (*out)[0] = {x[0], static_cast<unsigned>(p.out_channels), ho / p.pool_size, wo / p.pool_size};
-  return MX_SUCCESS;
-}
-
-MXReturnValue maps_parse_attrs(const std::unordered_map<std::string, std::string>& attrs,
-                               int* num_in, int* num_out) {
-  Params p;
-  if (!parse(attrs, &p)) {
-    MX_ERROR_MSG << "gluon_classics_conv_pool_maps: bad attributes (pad, act, pool, pool_size)";
-    return MX_FAIL;
-  }
-  *num_in = 3;
-  *num_out = 1;
-  return MX_SUCCESS;
-}
-
-MXReturnValue maps_infer_type(const std::unordered_map<std::string, std::string>& attrs,
-                              std::vector<int>* in_types, std::vector<int>* out_types) {
-  for (int t : *in_types)
-    if (t != kFloat32) {
-      MX_ERROR_MSG << "gluon_classics_conv_pool_maps: float32 only";
-      return MX_FAIL;
-    }
-  (*out_types)[0] = kFloat32;
-  return MX_SUCCESS;
-}
-
-MXReturnValue maps_infer_shape(const std::unordered_map<std::string, std::string>& attrs,
-                               std::vector<std::vector<unsigned int>>* in,
-                               std::vector<std::vector<unsigned int>>* out) {
-  Params p;
-  parse(attrs, &p);
-  const auto& x = (*in)[0];
-  const auto& w = (*in)[1];
-  const bool ok = x.size() == 4 && w.size() == 4 && w[1] == x[1] && w[2] == w[3] &&
-                  w[2] <= kMaxK && (*in)[2].size() == 1 && (*in)[2][0] == w[0] &&
-                  x[2] + 2 * p.pad >= w[2] + p.pool_size - 1 &&
-                  x[3] + 2 * p.pad >= w[3] + p.pool_size - 1;
-  if (!ok) {
-    MX_ERROR_MSG << "gluon_classics_conv_pool_maps: wants x (N, C, H, W), weight (F, C, k, k) "
-                    "with k <= 11, bias (F,), and maps the pooling window fits in";
-    return MX_FAIL;
-  }
-  const int64_t ho = x[2] + 2 * p.pad - w[2] + 1, wo = x[3] + 2 * p.pad - w[3] + 1;
-  (*out)[0] = {x[0], w[0], static_cast<unsigned>(ho / p.pool_size),
-               static_cast<unsigned>(wo / p.pool_size)};
+  (*out)[0] = {x[0], Maps ? w[0] : static_cast<unsigned>(p.out_channels), ho / p.pool_size,
+               wo / p.pool_size};
   return MX_SUCCESS;
 }
 
@@ -904,13 +870,13 @@ REGISTER_OP(gluon_classics_conv_pool)
     .setCreateOpState(create_state<Keeping<forward_pass, backward_pass>>, "cpu")
     .setParseAttrs(parse_attrs)
     .setInferType(infer_type)
-    .setInferShape(infer_shape);
+    .setInferShape(infer_shape<false>);
 
 REGISTER_OP(gluon_classics_conv_pool_maps)
     .setCreateOpState(create_state<Keeping<maps_forward, maps_backward>>, "cpu")
-    .setParseAttrs(maps_parse_attrs)
-    .setInferType(maps_infer_type)
-    .setInferShape(maps_infer_shape);
+    .setParseAttrs(parse_attrs)
+    .setInferType(infer_type)
+    .setInferShape(infer_shape<true>);
 
 MXReturnValue initialize(int version) {
   return version >= 10900 ? MX_SUCCESS : MX_FAIL;
