@@ -250,11 +250,18 @@ def test_a_nan_weight_gives_a_nan_loss():
     assert np.isnan(loss.asscalar())
 
 
-def test_gradients_added_not_written_keep_mxnets_operators():
+@pytest.mark.parametrize('conv', [0, 2])
+def test_gradients_added_not_written_keep_mxnets_operators(conv):
     net, X, y = _built(lenet)
-    net.features[0].weight.grad_req = 'add'
+    net.features[conv].weight.grad_req = 'add'
     fast = onednn_objective(net, [mx.cpu()])
-    assert fast._ops[0]['op'] == 'conv'
+    ops = [op['op'] for op in fast._ops]
+    if conv == 0:
+        assert ops[:2] == ['conv', 'pool']
+    elif FIRST_BLOCK == 'conv_pool':  # the first block stays ours, padded for MXNet's conv
+        assert ops[:3] == ['conv_pool', 'conv', 'pool'] and fast._ops[0]['out_channels'] == 8
+    else:
+        assert ops[:3] == ['conv', 'pool', 'conv']
     _assert_same(fast, net, X, y)
 
 
