@@ -384,6 +384,16 @@ struct Kept {
   }
 };
 
+// What the threads' partial sums hold at ``at`` (``lanes`` floats in each
+// thread's slot), added in a fixed order: the same result for the same thread count.
+float sum_parts(const std::vector<float>& part, int threads, int64_t slot, int64_t at,
+                int64_t lanes) {
+  float sum = 0.0f;
+  for (int t = 0; t < threads; ++t)
+    for (int64_t j = 0; j < lanes; ++j) sum += part[t * slot + at + j];
+  return sum;
+}
+
 void forward_pass(const Params& p, std::vector<MXTensor>& inputs, MXTensor& output, Kept* kept) {
   const Shapes s(inputs[0], inputs[1], p);
   const Filters w(inputs[1], inputs[2], s);
@@ -455,17 +465,10 @@ void backward_pass(const Params& p, std::vector<MXTensor>& inputs, std::vector<M
       for (; f < s.c; ++f) image.weight_grad1(dz.data() + f * map, map, xp, s, wsum + f * kk * kCols);
     }
   }
-  // threads' partial sums in a fixed order: the same result for the same thread count
   for (int64_t f = 0; f < s.c; ++f) {
-    for (int64_t i = 0; i <= kk; ++i) {  // i == kk: the bias
-      float sum = 0.0f;
-      for (int t = 0; t < threads; ++t) {
-        const float* acc = part.data() + t * slot + (i < kk ? (f * kk + i) * kCols
-                                                            : s.c * kk * kCols + f * kCols);
-        for (int64_t j = 0; j < kCols; ++j) sum += acc[j];
-      }
-      (i < kk ? dweight[f * kk + i] : dbias[f]) = sum;
-    }
+    for (int64_t i = 0; i < kk; ++i)
+      dweight[f * kk + i] = sum_parts(part, threads, slot, (f * kk + i) * kCols, kCols);
+    dbias[f] = sum_parts(part, threads, slot, s.c * kk * kCols + f * kCols, kCols);
   }
 }
 
@@ -764,16 +767,11 @@ void maps_backward(const Params& p, std::vector<MXTensor>& inputs, std::vector<M
       input_grad(dzp.data(), w, s, dx + b * image);
     }
   }
-  for (int64_t f = 0; f < s.co; ++f) {  // threads' partial sums in a fixed order
-    for (int64_t i = 0; i <= s.ci * kk; ++i) {  // i == ci * kk: the bias
-      float sum = 0.0f;
-      for (int t = 0; t < threads; ++t) {
-        const float* acc = part.data() + t * slot;
-        sum += i < s.ci * kk ? acc[((f / kLanes * s.ci) * kk + i) * kLanes + f % kLanes]
-                             : acc[wsize + f];
-      }
-      (i < s.ci * kk ? dweight[f * s.ci * kk + i] : dbias[f]) = sum;
-    }
+  for (int64_t f = 0; f < s.co; ++f) {
+    for (int64_t i = 0; i < s.ci * kk; ++i)
+      dweight[f * s.ci * kk + i] =
+          sum_parts(part, threads, slot, ((f / kLanes * s.ci) * kk + i) * kLanes + f % kLanes, 1);
+    dbias[f] = sum_parts(part, threads, slot, wsize + f, 1);
   }
 }
 
