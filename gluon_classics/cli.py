@@ -16,6 +16,7 @@ from mxnet.base import MXNetError
 
 from . import __version__
 from ._backend import error_reason
+from .accel import ENV as ACCEL_ENV, MODES as ACCEL_MODES
 from .data import load_data
 from .doctor import format_report, report
 from .experiments import (ABLATIONS, REPORT_FILES, RESULT_FILES, ablate, lenet_options,
@@ -160,7 +161,7 @@ def cmd_train(args, parallel=None):
                            data_dir=args.data_dir, ctx=args.ctx, seed=args.seed,
                            optimizer=args.optimizer, schedule=args.schedule,
                            num_examples=args.num_examples, dtype=args.dtype,
-                           checkpoint=checkpoint, resume=args.resume,
+                           accel=args.accel, checkpoint=checkpoint, resume=args.resume,
                            hybridize=not args.no_hybridize, kvstore=parallel,
                            model_kwargs=_model_kwargs(args) or None, outputs=outputs, log=_log)
     except TrainingInterrupted as stop:
@@ -396,6 +397,9 @@ def build_parser():
     p.add_argument('--dtype', choices=list(DTYPES),
                    help='compute type of the training graph: ' + '; '.join(
                        f'{k}: {v}' for k, v in DTYPES.items()))
+    p.add_argument('--accel', choices=list(ACCEL_MODES),
+                   help='the fast path: ' + '; '.join(f'{k}: {v}' for k, v in ACCEL_MODES.items())
+                   + f' (default ${ACCEL_ENV}, else on)')
     # None = not given: the recipe's value, or with --resume the checkpoint's
     p.set_defaults(func=cmd_train, variant=None, dataset=None)
 

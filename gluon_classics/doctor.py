@@ -12,7 +12,7 @@ import sys
 from ._backend import PRELOADED, _numpy_too_new, mx
 from .data.fashion_mnist import FASHION_MNIST, IDX_FILES, default_root
 from .data.idx import find_file
-from .training import kernels
+from .accel import bfloat16, build, kernels, resolve_mode
 from .utils import cuda, devices
 from .utils.devices import cpu_info
 
@@ -35,6 +35,13 @@ def _cpu(cpuinfo='/proc/cpuinfo'):
     model, cores, flags = cpu_info(cpuinfo)
     return dict(model=model, cores=cores,
                 isa={name: any(f in flags for f in names) for name, names in ISA.items()})
+
+
+def _accel_mode():
+    try:
+        return resolve_mode()
+    except ValueError as err:  # a bad $GLUON_CLASSICS_ACCEL: the report still comes
+        return f'invalid ({err})'
 
 
 def _gpus(cuda_build):
@@ -82,6 +89,8 @@ def report(data_dir=None):
         cpu=_cpu(), omp_threads={k: os.environ.get(k)
                                  for k in ('OMP_NUM_THREADS', 'MXNET_OMP_MAX_THREADS')},
         cpu_kernels=kernels.describe(),
+        accel=_accel_mode(),
+        bfloat16=bfloat16.advice(),
         gpus=_gpus(cuda_build),
         cuda_driver='{}.{}'.format(*driver) if driver else None,
         cuda_libraries={name: dict(version=v, path=p)
@@ -114,7 +123,7 @@ def _hints(facts, cuda_build):
                      f"{facts['fashion_mnist']['folder']}: they are downloaded on first use; "
                      f"offline, put them there, or point GLUON_CLASSICS_DATA or --data-dir at "
                      f"them")
-    if facts['cpu_kernels'] == kernels.NO_COMPILER:
+    if facts['cpu_kernels'] == build.NO_COMPILER:
         hints.append("no C++ compiler: LeNet's conv blocks train on MXNet's operators "
                      "(same numbers, slower); install g++ for our kernels")
     threads, cores = facts['omp_threads']['OMP_NUM_THREADS'], facts['cpu']['cores']
@@ -150,6 +159,8 @@ def format_report(facts):
                      f"one per core)")
     lines += [f'{k}: {v}' for k, v in omp.items() if v]
     lines.append(f"own CPU kernels (LeNet's conv blocks): {facts['cpu_kernels']}")
+    lines.append(f"fast path: {facts['accel']}")
+    lines.append(facts['bfloat16'])
     for g in facts['gpus']:
         verdict = 'usable' if g['usable'] else f"not usable: {g['reason']}"
         lines.append(f"gpu {g['index']}: {g['name']}, compute capability {g['capability']}, "

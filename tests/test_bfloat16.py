@@ -14,10 +14,10 @@ from mxnet.gluon import nn
 
 from gluon_classics import alexnet, cli, fit, lenet, train_ch5
 from gluon_classics.training import DTYPES, load_checkpoint, make_objective
-from gluon_classics.training import onednn
+from gluon_classics.accel import bfloat16 as onednn
 from gluon_classics.utils.devices import cpu_info
 
-HAS_BF16 = any(f in cpu_info()[2] for f in onednn._BF16_FLAGS)
+HAS_BF16 = any(f in cpu_info()[2] for f in onednn.BF16_FLAGS)
 
 
 def _built(net, n=64, seed=0):
@@ -123,7 +123,7 @@ def test_fit_records_dtype_and_evaluates_in_float32(tmp_path, fashion_mnist_dir)
 
 
 def test_refused_without_avx512_bf16(monkeypatch):
-    monkeypatch.setattr(onednn, 'cpu_info', lambda: ('Old CPU', 2, {'avx2', 'avx512f'}))
+    monkeypatch.setattr(onednn, 'cpu_info', lambda *_: ('Old CPU', 2, {'avx2', 'avx512f'}))
     net = lenet()
     with pytest.raises(ValueError, match=r'AVX512_BF16 or AMX \(bfloat16 instructions\); '
                                          r'Old CPU has neither: use float32$'):
@@ -131,7 +131,7 @@ def test_refused_without_avx512_bf16(monkeypatch):
 
 
 def test_cli_refuses_before_reading_the_data(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(onednn, 'cpu_info', lambda: ('Old CPU', 2, {'avx2'}))
+    monkeypatch.setattr(onednn, 'cpu_info', lambda *_: ('Old CPU', 2, {'avx2'}))
     status = cli.main(['train', 'alexnet', '--variant', 'small', '--dtype', 'bfloat16',
                        '--data-dir', str(tmp_path / 'nowhere'), '--save', str(tmp_path / 'a')])
     err = capsys.readouterr().err
@@ -154,7 +154,7 @@ def test_impossible_requests_get_one_line(net, ctxs, kwargs, message):
 
 
 def test_custom_forward_is_refused_not_rewritten(monkeypatch):
-    monkeypatch.setattr(onednn, 'cpu_info', lambda: ('CPU', 2, {'avx512_bf16'}))
+    monkeypatch.setattr(onednn, 'cpu_info', lambda *_: ('CPU', 2, {'avx512_bf16'}))
 
     class Custom(nn.HybridSequential):
         def hybrid_forward(self, F, x):

@@ -225,12 +225,12 @@ def test_doctor_report_on_this_machine(fashion_mnist_dir):
     assert f"AVX-512F {'yes' if 'avx512f' in flags else 'no'}" in isa
     assert f"AVX512_BF16 {'yes' if 'avx512_bf16' in flags else 'no'}" in isa
     assert not any('Fashion-MNIST' in hint for hint in facts['hints'])
-    from gluon_classics.training import kernels
+    from gluon_classics.accel import build, kernels
     assert f"own CPU kernels (LeNet's conv blocks): {kernels.describe()}" in lines
 
 
 def test_doctor_says_when_there_is_no_compiler(monkeypatch, fashion_mnist_dir):
-    from gluon_classics.training import kernels
+    from gluon_classics.accel import build, kernels
     monkeypatch.setattr(kernels, '_state', {})  # as in a process that has not loaded them
     monkeypatch.setenv('CXX', 'no-such-compiler')
     facts = doctor.report(fashion_mnist_dir)

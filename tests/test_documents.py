@@ -219,7 +219,7 @@ import mxnet as mx, numpy as onp
 from mxnet import autograd, gluon, init, np, npx
 import gluon_classics as gc
 from gluon_classics.training import predict
-from gluon_classics.training.onednn import onednn_objective
+from gluon_classics.accel import objective as fast_objective
 from gluon_classics.training.trainer import _Objective
 npx.set_np()
 out = {}
@@ -256,7 +256,7 @@ for case, kwargs in cases.items():
     Xc = np.array(rng.random((32, 1, 28, 28)), dtype='float32')
     yc = np.array(rng.integers(0, 10, 32), dtype='int32')
     net(Xc)
-    fast = onednn_objective(net, [mx.cpu()])
+    fast = fast_objective(net, [mx.cpu()])
     la, ca, ga = grads(_Objective(net), net, Xc, yc)
     lb, cb, gb = grads(fast, net, Xc, yc)
     out['onednn'][case] = dict(kind=type(fast).__name__, loss=[la, lb], count=[ca, cb],
@@ -303,7 +303,7 @@ def test_numpy_mode_loaders_models_shapes_and_training(data_root, tmp_path):
     assert res['shapes'][-1] == 'dense2 output shape: (1, 10)'
     assert res['alexnet_out'] == ['ndarray']
     for case, r in res['onednn'].items():  # the fast graph in numpy mode: the same function
-        assert r['kind'] == '_OneDNNObjective', case
+        assert r['kind'] == 'FastObjective', case
         assert r['loss'][1] == pytest.approx(r['loss'][0], rel=1e-5)
         assert r['count'][0] == r['count'][1]
         assert r['grad'] < 1e-4, case

@@ -10,13 +10,14 @@ from mxnet.gluon import nn
 
 from gluon_classics import alexnet, lenet
 from gluon_classics.model_zoo import LeNet
-from gluon_classics.training import kernels, make_objective
-from gluon_classics.training.onednn import onednn_objective
+from gluon_classics.accel import build, kernels
+from gluon_classics.accel import objective as fast_objective
+from gluon_classics.training import make_objective
 from gluon_classics.training.trainer import _Objective
 
 # our kernels where a compiler is (CI has one); else the same checks on MXNet's operators
-FIRST_BLOCK = 'conv_pool' if kernels.find_compiler() else 'conv'
-TWO_BLOCKS = ['conv_pool', 'conv_pool_maps'] if kernels.find_compiler() else ['conv', 'pool']
+FIRST_BLOCK = 'conv_pool' if build.find_compiler() else 'conv'
+TWO_BLOCKS = ['conv_pool', 'conv_pool_maps'] if build.find_compiler() else ['conv', 'pool']
 
 
 def _sequential():  # a user's own chain, not the zoo's class
@@ -86,10 +87,10 @@ def _built(make):
 def test_same_loss_count_and_gradients(case):
     spec = CASES[case]
     net, X, y = _built(spec if callable(spec) else lambda: lenet(**spec))
-    fast = onednn_objective(net, [mx.cpu()])
+    fast = fast_objective(net, [mx.cpu()])
     assert fast is not None, 'the rewrite should apply to every LeNet'
     # our kernels take both conv blocks, except LeNet-5's (tanh, which they do not compute)
-    ops = [op['op'] for op in fast._ops]
+    ops = [op['op'] for op in fast.graph()._ops]
     assert ops[:2] == (['conv', 'pool'] if case == 'lenet5 (32x32)' else TWO_BLOCKS)
     _assert_same(fast, net, X, y)
     # the Parameters keep the chapter's shapes, and the net is not hybridized behind its back
@@ -151,7 +152,7 @@ def _d2l_lenet(cls, convs=((6, 'same', True), (16, 0, True))):
                          ids=['ShiftedReLU', 'OutOfOrder', 'DeeperLeNet'])
 def test_other_forwards_train_on_their_own_function(make):
     net, X, y = _built(make)
-    assert onednn_objective(net, [mx.cpu()]) is None
+    assert fast_objective(net, [mx.cpu()]) is None
     objective = make_objective(net, [mx.cpu()])  # what train_ch5 trains on
     _assert_same(objective, net, X, y)
     assert not any(block._active for block in _blocks(net))
@@ -161,16 +162,16 @@ def test_zoo_subclass_keeping_the_forward_is_rewritten():
     class Wider(LeNet):
         pass
     net, X, y = _built(lambda: _d2l_lenet(Wider, ((8, 'same', True), (16, 0, True))))
-    _assert_same(onednn_objective(net, [mx.cpu()]), net, X, y)
+    _assert_same(fast_objective(net, [mx.cpu()]), net, X, y)
 
 
 def test_hooks_and_patched_forwards_are_left_alone():
     net, X, y = _built(lenet)
     net.features[2].register_forward_hook(lambda block, inputs, output: None)
-    assert onednn_objective(net, [mx.cpu()]) is None
+    assert fast_objective(net, [mx.cpu()]) is None
     net, X, y = _built(lenet)
     net.hybrid_forward = lambda F, x: net.output(net.features(x) * 2)
-    assert onednn_objective(net, [mx.cpu()]) is None
+    assert fast_objective(net, [mx.cpu()]) is None
     _assert_same(make_objective(net, [mx.cpu()]), net, X, y)
 
 
@@ -178,14 +179,14 @@ def test_alexnet_is_left_alone():
     net = alexnet()
     net.initialize()
     net(mx.nd.zeros((1, 1, 224, 224)))
-    assert onednn_objective(net, [mx.cpu()]) is None
+    assert fast_objective(net, [mx.cpu()]) is None
 
 
 def test_not_used_on_gpu_contexts():
     net = lenet()
     net.initialize()
     net(mx.nd.zeros((1, 1, 28, 28)))
-    assert onednn_objective(net, [mx.gpu(0)]) is None
+    assert fast_objective(net, [mx.gpu(0)]) is None
 
 
 class Doubled(nn.Sequential):
@@ -228,8 +229,8 @@ def _block(size, channels=5, kernel=5, padding=2, act='relu', pool=nn.MaxPool2D,
 ], ids=['64px', '70px k3 avg', '80px pool4 identity', '40px k9 pool8', '30px pool4', 'pool1 9ch'])
 def test_our_kernel_in_other_shapes(make):
     net, X, y = _built(make)
-    fast = onednn_objective(net, [mx.cpu()])
-    assert fast._ops[0]['op'] == FIRST_BLOCK
+    fast = fast_objective(net, [mx.cpu()])
+    assert fast.graph()._ops[0]['op'] == FIRST_BLOCK
     _assert_same(fast, net, X, y)
 
 
@@ -239,14 +240,14 @@ def test_max_pool_ties_go_to_the_first_maximum():
     net, _, y = _built(_block(28, padding=0))
     X = mx.nd.ones((32, 1, 28, 28))
     X[:, :, ::7] = 0.5  # a few rows that differ, so the gradient is not all one tie
-    _assert_same(onednn_objective(net, [mx.cpu()]), net, X, y)
+    _assert_same(fast_objective(net, [mx.cpu()]), net, X, y)
 
 
 def test_a_nan_weight_gives_a_nan_loss():
     net, X, y = _built(lenet)
     weight = net.features[0].weight.data()
     weight[0, 0, 0, 0] = float('nan')
-    loss, _ = onednn_objective(net, [mx.cpu()])(X, y)
+    loss, _ = fast_objective(net, [mx.cpu()])(X, y)
     assert np.isnan(loss.asscalar())
 
 
@@ -254,12 +255,12 @@ def test_a_nan_weight_gives_a_nan_loss():
 def test_gradients_added_not_written_keep_mxnets_operators(conv):
     net, X, y = _built(lenet)
     net.features[conv].weight.grad_req = 'add'
-    fast = onednn_objective(net, [mx.cpu()])
-    ops = [op['op'] for op in fast._ops]
+    fast = fast_objective(net, [mx.cpu()])
+    ops = [op['op'] for op in fast.graph()._ops]
     if conv == 0:
         assert ops[:2] == ['conv', 'pool']
     elif FIRST_BLOCK == 'conv_pool':  # the first block stays ours, padded for MXNet's conv
-        assert ops[:3] == ['conv_pool', 'conv', 'pool'] and fast._ops[0]['out_channels'] == 8
+        assert ops[:3] == ['conv_pool', 'conv', 'pool'] and fast.graph()._ops[0]['out_channels'] == 8
     else:
         assert ops[:3] == ['conv', 'pool', 'conv']
     _assert_same(fast, net, X, y)
@@ -268,8 +269,8 @@ def test_gradients_added_not_written_keep_mxnets_operators(conv):
 @pytest.mark.parametrize('q', [3, 5])
 def test_pool_sizes_not_dividing_the_tile_keep_mxnets_operators(q):
     net, X, y = _built(_block(30, q=q))
-    fast = onednn_objective(net, [mx.cpu()])
-    assert fast._ops[0]['op'] == 'conv'
+    fast = fast_objective(net, [mx.cpu()])
+    assert fast.graph()._ops[0]['op'] == 'conv'
     _assert_same(fast, net, X, y)
 
 
@@ -297,8 +298,8 @@ def _two_blocks(size, channels=(6, 16), kernel=5, padding=0, act='sigmoid', pool
         'k1 pool1', '64px k11 pad6 pool4'])
 def test_our_second_block_in_other_shapes(make):
     net, X, y = _built(make)
-    fast = onednn_objective(net, [mx.cpu()])
-    assert [op['op'] for op in fast._ops][:2] == TWO_BLOCKS
+    fast = fast_objective(net, [mx.cpu()])
+    assert [op['op'] for op in fast.graph()._ops][:2] == TWO_BLOCKS
     _assert_same(fast, net, X, y)
 
 
@@ -306,7 +307,7 @@ def test_max_pool_ties_in_the_second_block():
     net, _, y = _built(lambda: lenet(activation='relu', pool='max'))
     X = mx.nd.ones((32, 1, 28, 28))
     X[:, :, ::9] = 0.5
-    _assert_same(onednn_objective(net, [mx.cpu()]), net, X, y)
+    _assert_same(fast_objective(net, [mx.cpu()]), net, X, y)
 
 
 # each operator's inputs (x, weight) and attributes, LeNet's shapes

@@ -68,7 +68,7 @@ class AlexNet(nn.HybridBlock):
                 self.features.add(nn.Dense(units, activation='relu'), nn.Dropout(dropout))
             self.output = nn.Dense(num_classes)
 
-    # The forward is this chain of children (training/onednn.py relies on it).
+    # The forward is this chain of children (accel/graph.py relies on it).
     forward_chain = ('features', 'output')
 
     def hybrid_forward(self, F, x):

@@ -72,7 +72,7 @@ class LeNet(nn.HybridBlock):
                 self.features.add(nn.Dense(units, activation=activation))
             self.output = nn.Dense(num_classes)
 
-    # The forward is this chain of children (training/onednn.py relies on it).
+    # The forward is this chain of children (accel/graph.py relies on it).
     forward_chain = ('features', 'output')
 
     def hybrid_forward(self, F, x):

@@ -5,7 +5,7 @@ from .fit import (OPTIMIZERS, RECIPES, SCHEDULES, CosineSchedule, ReduceLROnPlat
                   build_model, check_lr, default_resize, fit, make_trainer, seed_everything)
 from .trainer import (TrainingDiverged, TrainingInterrupted, epoch_seeds, evaluate_accuracy,
                       make_objective, predict, train_ch5)
-from .onednn import DTYPES
+from ..accel import DTYPES
 from .second_edition import evaluate_accuracy_gpu, train_ch6
 
 __all__ = ['train_ch5', 'evaluate_accuracy', 'train_ch6', 'evaluate_accuracy_gpu', 'predict',

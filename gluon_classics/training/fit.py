@@ -21,7 +21,7 @@ from ..utils.outputs import check_output
 from .checkpoint import load_checkpoint
 from .distributed import (checkpoint_path, connect, default_kvstore, is_distributed,
                           shard_for_worker, worker_batch_size)
-from .onednn import check_dtype
+from ..accel import check_dtype, resolve_mode
 from .trainer import train_ch5
 
 __all__ = ['fit', 'RECIPES', 'OPTIMIZERS', 'SCHEDULES', 'ReduceLROnPlateau', 'CosineSchedule',
@@ -216,7 +216,8 @@ def _resolve_run(given, resume, meta, log):
 def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_size=None,
         resize=None, data_dir=None, ctx=None, seed=None, optimizer=None, schedule=None,
         num_examples=None, checkpoint=None, resume=None, hybridize=True, progress=None,
-        kvstore=None, callbacks=(), model_kwargs=None, outputs=None, dtype=None, log=print):
+        kvstore=None, callbacks=(), model_kwargs=None, outputs=None, dtype=None, accel=None,
+        log=print):
     """Train a model the way its chapter does, with the chapter's defaults.
 
     Parameters
@@ -272,6 +273,9 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
     dtype : {'float32', 'bfloat16'}, optional
         The training graph's compute type (``train_ch5``'s ``dtype``); default
         'float32'. 'bfloat16' is an opt-in for avx512_bf16 CPUs.
+    accel : {'on', 'graph', 'off'}, optional
+        The fast path (``train_ch5``'s ``accel``); default ``$GLUON_CLASSICS_ACCEL``,
+        else 'on'. Not part of the run: a resumed run may change it.
 
     Returns
     -------
@@ -305,6 +309,7 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
     check_lr(lr)
     probe = build_model(model, variant, **run['model_kwargs'])  # bad options fail before the data
     ctxs = resolve_ctx(ctx)
+    accel = resolve_mode(accel)
     check_dtype(probe, ctxs, run['dtype'], hybridize)
     parallel = connect(kvstore, ctxs)
     checkpoint = checkpoint_path(parallel, checkpoint, resume, log)
@@ -348,7 +353,7 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
                         start_epoch=start_epoch, history=history, seed=seed,
                         checkpoint=checkpoint, callbacks=callbacks, progress=progress,
                         hybridize=hybridize, parallel=parallel, log=log, config=config,
-                        dtype=run['dtype'])
+                        dtype=run['dtype'], accel=accel)
     _warn_if_chance(history, train_iter.num_classes, lr)  # the rate given, not the schedule's end
     return net, history
 

@@ -19,9 +19,10 @@ from ..model_zoo import check_input_shape
 from ..utils.devices import ctx_list, try_gpu
 from .checkpoint import save_checkpoint
 from .distributed import ParallelContext, sum_over_workers
-from .onednn import check_dtype, onednn_objective
+from .. import accel as fast_path
 
-__all__ = ['train_ch5', 'evaluate_accuracy', 'predict', 'make_objective', 'epoch_seeds',
+__all__ = ['train_ch5', 'evaluate_accuracy', 'predict', 'make_objective', 'plain_objective',
+           'epoch_seeds',
            'TrainingDiverged', 'TrainingInterrupted']
 
 
@@ -94,7 +95,7 @@ class _Objective(gluon.HybridBlock):
             self._children = children
 
 
-def _objective(net, hybridize, ctxs, dtype='float32'):
+def _objective(net, hybridize, ctxs, dtype='float32', accel=None):
     """The training graph, built at the first batch (deferred shapes are known then)."""
     built = {}  # per mode: a graph traced in numpy mode takes only mx.np arrays
 
@@ -106,22 +107,36 @@ def _objective(net, hybridize, ctxs, dtype='float32'):
                 # place to its own layout, which KVStores cannot read
                 with autograd.pause(train_mode=True):
                     net(X)
-            built[mode] = make_objective(net, ctxs, hybridize, dtype)
+            built[mode] = make_objective(net, ctxs, hybridize, dtype, accel)
         return built[mode](X, y)
     return objective
 
 
-def make_objective(net, ctxs, hybridize=True, dtype='float32'):
+def make_objective(net, ctxs, hybridize=True, dtype='float32', accel=None):
     """The training graph of ``net``: ``(X, y) -> (summed loss, correct count)``.
 
-    Softmax cross-entropy as one static graph; on CPUs, for conv chains like
-    LeNet, the oneDNN-shaped graph of :mod:`.onednn`. Deferred shapes must be
-    known (run one forward pass first). Call it under ``autograd.record()``.
-    ``dtype='bfloat16'``: that graph in bfloat16 (opt-in, avx512_bf16 CPUs,
-    conv chains; else ValueError).
+    The fast path's graph where it has one (:func:`gluon_classics.accel.objective`;
+    ``accel``: 'on', 'graph' or 'off', default ``$GLUON_CLASSICS_ACCEL`` or 'on'),
+    else :func:`plain_objective`. Deferred shapes must be known (run one
+    forward pass first). Call it under ``autograd.record()``.
+    ``dtype='bfloat16'``: the fast path's graph in bfloat16 (opt-in, CPUs with
+    bf16 instructions, conv chains; else ValueError).
     """
-    if dtype != 'float32':  # only the chain graph has a bfloat16 form (it checks the request)
-        return onednn_objective(net, ctxs, dtype, hybridize)
+    fast_path.check_dtype(net, ctx_list(ctxs), dtype, hybridize)
+    plain = plain_objective(net, hybridize)
+    if hybridize:
+        fast = fast_path.objective(net, ctx_list(ctxs), dtype, fallback=plain, accel=accel)
+        if fast is not None:
+            return fast
+    return plain
+
+
+def plain_objective(net, hybridize=True):
+    """``net(X)`` and softmax cross-entropy, summed, with the correct count: as written.
+
+    One static graph where ``net`` is a HybridBlock (or the books'
+    ``nn.Sequential`` of HybridBlocks) and ``hybridize``; else imperative.
+    """
     if type(net) is nn.Sequential and all(isinstance(b, gluon.HybridBlock)
                                           for b in net._children.values()):
         # the books' nn.Sequential LeNet (exactly: a subclass may have its own
@@ -136,10 +151,6 @@ def make_objective(net, ctxs, hybridize=True, dtype='float32'):
             y_hat = net(X)
             return _legacy(loss(y_hat, y.astype('float32')).sum()), _count_correct(y_hat, y)
         return imperative
-    if hybridize:
-        fast = onednn_objective(net, ctxs)
-        if fast is not None:
-            return fast
     objective = _Objective(net)
     if hybridize:
         objective.hybridize(static_alloc=True, static_shape=True)
@@ -283,7 +294,7 @@ def epoch_seeds(seed, epoch):
 def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs, *,
               start_epoch=0, history=None, seed=None, checkpoint=None, callbacks=(),
               progress=None, hybridize=True, parallel=None, log=print, config=None,
-              dtype='float32'):
+              dtype='float32', accel=None):
     """Train ``net`` with softmax cross-entropy, printing one line per epoch.
 
     The signature and the printout are the d2l chapter's (MXNet)::
@@ -340,6 +351,10 @@ def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs, 
         (the zoo's nets) in bfloat16 on CPUs with avx512_bf16, with float32
         weights, gradients, update and loss: faster there, and not the same
         numbers. Evaluation stays float32.
+    accel : {'on', 'graph', 'off'}, optional
+        The fast path (:mod:`gluon_classics.accel`): 'on' (default) its
+        rewritten graph with our CPU operators, 'graph' without them, 'off' the
+        plain graph. Default: ``$GLUON_CLASSICS_ACCEL``, else 'on'.
 
     Returns
     -------
@@ -358,8 +373,9 @@ def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs, 
         A batch of a shape the network cannot take.
     """
     ctxs = ctx_list(ctx)
-    check_dtype(net, ctxs, dtype, hybridize)  # before the first batch, not at it
-    objective = _objective(net, hybridize, ctxs, dtype)
+    accel = fast_path.resolve_mode(accel)  # before the first batch, not at it
+    fast_path.check_dtype(net, ctxs, dtype, hybridize, log=log)
+    objective = _objective(net, hybridize, ctxs, dtype, accel)
     history = list(history or [])
     parallel = parallel or ParallelContext()
     if not parallel.is_chief:  # a parameter-server job: rank 0 speaks and writes for all

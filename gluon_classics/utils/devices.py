@@ -18,7 +18,7 @@ from .._backend import error_reason
 from . import cuda
 
 __all__ = ['try_gpu', 'try_all_gpus', 'num_gpus', 'parse_ctx', 'ctx_list', 'resolve_ctx',
-           'loader_ctx', 'gpu_verdict', 'cpu_info', 'DeviceError']
+           'loader_ctx', 'gpu_verdict', 'cpu_info', 'cpu_vendor', 'DeviceError']
 
 
 class DeviceError(ValueError):
@@ -197,3 +197,16 @@ def cpu_info(cpuinfo='/proc/cpuinfo'):
     except OSError:
         pass
     return model, os.cpu_count(), flags
+
+
+def cpu_vendor(cpuinfo='/proc/cpuinfo'):
+    """The first CPU's ``vendor_id`` (``GenuineIntel``, ``AuthenticAMD``), or None."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                key, _, value = line.partition(':')
+                if key.strip() == 'vendor_id':
+                    return value.strip()
+    except OSError:
+        pass
+    return None

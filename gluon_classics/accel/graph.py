@@ -35,7 +35,7 @@ float32 Parameters are cast inside the graph, convolutions, dense layers,
 activations and pooling run on oneDNN's avx512_bf16 kernels, dropout and the
 loss stay float32, and gradients and the update are float32. That is *not*
 the same function (every activation keeps 8 significant bits), so it is never
-picked for the user: :func:`check_dtype` says where it can run.
+picked for the user: :func:`.bfloat16.check_dtype` says where it can run.
 """
 import mxnet as mx
 import numpy as np
@@ -43,18 +43,9 @@ from mxnet import gluon
 from mxnet.contrib.amp.amp import bfloat16  # the dtype object amp_cast understands
 from mxnet.gluon import nn
 
-from ..utils.devices import cpu_info
 from . import kernels
 
-__all__ = ['onednn_objective', 'chain_layers', 'check_dtype', 'DTYPES']
-
-# dtype -> what it means for training
-DTYPES = {
-    'float32': 'the function as written (default)',
-    'bfloat16': 'conv/dense/activation/pooling in bfloat16 on avx512_bf16 CPUs: AlexNet '
-                '1.7x faster, LeNet slower; not the same numbers',
-}
-_BF16_FLAGS = ('avx512_bf16', 'amx_bf16')
+__all__ = ['build_graph', 'chain_layers', 'supported', 'FORWARD_METHODS']
 
 _BLOCK = 8
 _SEQUENTIAL = (nn.Sequential, nn.HybridSequential)
@@ -65,8 +56,17 @@ def _ceil8(c):
     return -(-c // _BLOCK) * _BLOCK
 
 
+# A Block computes through these; one set on the instance replaces the class's function.
+FORWARD_METHODS = frozenset({'__call__', 'forward', 'hybrid_forward'})
+
+
 def _hooked(block):
     return bool(block._forward_hooks or block._forward_pre_hooks)
+
+
+def _patched(block):
+    """Whether the instance replaced a forward method (``conv.hybrid_forward = ...``)."""
+    return bool(FORWARD_METHODS & vars(block).keys())
 
 
 def _declared_chain(block):
@@ -76,11 +76,10 @@ def _declared_chain(block):
     counts: a subclass with its own forward (or an instance with a patched one)
     gets None.
     """
-    methods = {'__call__', 'forward', 'hybrid_forward'}
-    if methods & vars(block).keys():
+    if _patched(block):
         return None
     for cls in type(block).__mro__:
-        if methods & vars(cls).keys():
+        if FORWARD_METHODS & vars(cls).keys():
             return vars(cls).get('forward_chain')
     return None
 
@@ -92,13 +91,14 @@ def chain_layers(net):
     order; a class declaring ``forward_chain`` beside its forward (the zoo's
     ``LeNet`` and ``AlexNet``: ``features`` then ``output``) runs those
     children. The layers are Conv2D, pooling, Dense and Dropout of exactly
-    those types (a subclass may compute something else), without hooks.
+    those types (a subclass may compute something else), without hooks and
+    without a forward method replaced on the instance.
     """
-    if _hooked(net):
+    if _hooked(net) or _patched(net):
         return None
     if type(net) in _LAYERS:
         act = getattr(net, 'act', None)
-        if act is not None and (type(act) is not nn.Activation or _hooked(act)):
+        if act is not None and (type(act) is not nn.Activation or _hooked(act) or _patched(act)):
             return None
         return [net]
     if type(net) in _SEQUENTIAL:
@@ -117,7 +117,8 @@ def chain_layers(net):
     return layers
 
 
-def _supported(layers):
+def supported(layers):
+    """Whether the graph computes ``layers``: float32, NCHW, ungrouped, some Conv2D."""
     for layer in layers:
         if any(np.dtype(p.dtype) != np.float32 for p in layer.params.values()):
             return False
@@ -176,16 +177,18 @@ def _fused_block(conv, pool, first):
                 channels=out, out_channels=out)
 
 
-def _fused_blocks(layers):
+def _fused_blocks(layers, input_grad=False):
     """``{index: plan}`` of the chain's leading conv + pooling pairs our operators compute.
 
     LeNet's two blocks in every variant but LeNet-5's (tanh), when our
     operators load (:mod:`.kernels`). Where MXNet's conv follows the first
-    block, its maps are padded with zero maps to oneDNN's block of 8.
+    block, its maps are padded with zero maps to oneDNN's block of 8. With
+    ``input_grad`` the first block stays MXNet's (ours computes no dx), and so
+    do the later ones (theirs take the maps ours make).
     """
     fused = {}
     for i in range(0, len(layers) - 1, 2):
-        plan = _fused_block(layers[i], layers[i + 1], first=i == 0)
+        plan = None if input_grad else _fused_block(layers[i], layers[i + 1], first=i == 0)
         if plan is None:
             break
         fused[i] = plan
@@ -203,11 +206,12 @@ class _OneDNNObjective(gluon.HybridBlock):
     inputs), so hybridizing this graph leaves the user's net as it was.
     """
 
-    def __init__(self, layers, dtype='float32', own_kernels=True):
+    def __init__(self, layers, dtype='float32', own_kernels=True, input_grad=False):
         super().__init__(prefix='onednn_')
         self._dtype = dtype
         self._ops, zero_maps = [], 0  # what each layer computes; no Blocks kept
-        fused = _fused_blocks(layers) if dtype == 'float32' and own_kernels else {}
+        use_ours = dtype == 'float32' and own_kernels
+        fused = _fused_blocks(layers, input_grad) if use_ours else {}
         for i, layer in enumerate(layers):
             if i - 1 in fused:
                 continue  # the pooling computed by the fused operator before it
@@ -310,56 +314,17 @@ class _OneDNNObjective(gluon.HybridBlock):
         return F.Convolution(h, cast(weight), cast(bias), no_bias=bias is None, **kwargs)
 
 
-def check_dtype(net, ctxs, dtype, hybridize=True):
-    """Raise a one-line ValueError unless ``net`` can train in ``dtype`` on ``ctxs``."""
-    if dtype not in DTYPES:
-        raise ValueError(f'unknown dtype {dtype!r}: choose one of {", ".join(DTYPES)}')
-    if dtype == 'float32':
-        return
-    where = 'dtype bfloat16'
-    if not hybridize:
-        raise ValueError(f'{where} trains in the hybridized graph: leave hybridize on '
-                         f'(no --no-hybridize)')
-    if not all(c.device_type == 'cpu' for c in ctxs):
-        raise ValueError(f'{where} runs on CPUs (oneDNN\'s bf16 kernels), not on '
-                         f'{", ".join(map(str, ctxs))}: use float32 there')
-    if not mx.runtime.Features().is_enabled('MKLDNN'):
-        raise ValueError(f'{where} needs an MXNet build with oneDNN (MKLDNN); this one has '
-                         f'none: use float32')
-    model, _, flags = cpu_info()
-    if not any(f in flags for f in _BF16_FLAGS):
-        raise ValueError(f'{where} needs a CPU with AVX512_BF16 or AMX (bfloat16 '
-                         f'instructions); {model} has neither: use float32')
-    layers = chain_layers(net)
-    if layers is None or not _supported(layers):
-        raise ValueError(f'{where} applies to nets whose forward is a chain of float32 '
-                         f'Conv2D, pooling, Dense and Dropout layers (the zoo\'s LeNet and '
-                         f'AlexNet, Sequential chains); {type(net).__name__} is not one: '
-                         f'use float32')
+def build_graph(layers, dtype='float32', own_kernels=True, input_grad=False):
+    """The hybridized graph computing the chain ``layers``, or None where nothing needs it.
 
-
-def onednn_objective(net, ctxs, dtype='float32', hybridize=True, own_kernels=True):
-    """The rewritten training graph for ``net``, or None where it does not apply.
-
-    It applies on CPU contexts with oneDNN, to nets whose forward is a chain of
-    Conv2D, pooling, Dense and Dropout layers (:func:`chain_layers`: LeNet in
-    all its variants and overrides, AlexNet, Sequential chains), and only where
-    some layer needs it. The net itself is neither changed nor hybridized.
-    ``dtype='bfloat16'`` always returns the graph, in bfloat16, or raises
-    ValueError (:func:`check_dtype`). LeNet's conv blocks run on our own
-    operators (:mod:`.kernels`) where they load, unless ``own_kernels=False``
-    (MXNet's operators, e.g. for an A/B).
+    ``layers`` come from :func:`chain_layers` and pass :func:`supported`.
+    float32 returns None where no layer needs a rewrite (AlexNet and friends:
+    already in oneDNN's shapes). ``own_kernels``: LeNet's conv blocks on our
+    operators where they load. ``input_grad``: the first block on MXNet's
+    operators, since ours computes no gradient for the images.
     """
-    check_dtype(net, ctxs, dtype, hybridize)
-    if not all(c.device_type == 'cpu' for c in ctxs):
-        return None
-    if not mx.runtime.Features().is_enabled('MKLDNN'):
-        return None
-    layers = chain_layers(net)
-    if layers is None or not _supported(layers):
-        return None
-    objective = _OneDNNObjective(layers, dtype, own_kernels)
+    objective = _OneDNNObjective(layers, dtype, own_kernels, input_grad)
     if not objective.rewritten and dtype == 'float32':
-        return None  # AlexNet and friends: already in oneDNN's shapes
+        return None
     objective.hybridize(static_alloc=True, static_shape=True)
     return objective

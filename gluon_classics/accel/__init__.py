@@ -1,0 +1,159 @@
+"""The fast path: the training graph of a conv chain in oneDNN's shapes, on our own operators.
+
+One entry, :func:`objective`, gives the training loop a faster
+``(X, y) -> (summed loss, correct count)`` for ``net``, or None where there is
+none. It computes exactly the plain graph's function, gradients included
+(the images' too), or steps aside: it checks at every call that the net is
+still the chain it was built for, with the same ``grad_req``\\ s, and whether
+the images need a gradient; what changed gets a graph of its own, and a net
+that is no longer such a chain trains on its own forward, said in one line.
+
+The switch, resolved once where training starts (:func:`resolve_mode`):
+
+=========  ==========================================================
+``on``     the rewritten graph, LeNet's conv blocks on our operators (default)
+``graph``  the rewritten graph on MXNet's operators only
+``off``    the plain graph: ``net(X)`` and the loss, as written
+=========  ==========================================================
+
+from the ``accel`` argument of ``train_ch5``/``fit``/``make_objective``, else
+a :func:`mode` block (``with accel.mode('off'): ...``), else the environment
+variable ``GLUON_CLASSICS_ACCEL``, else ``on``.
+
+Modules: :mod:`.graph` (the rewrite), :mod:`.bfloat16` (where bfloat16 may
+run and where it paid), :mod:`.kernels` (loading our operators),
+:mod:`.build` (compiling them: cache, lock, checks), ``conv_pool.cc`` (the
+operators).
+"""
+import contextlib
+import ctypes
+import os
+import sys
+
+import mxnet as mx
+from mxnet.base import _LIB, SymbolHandle
+
+from .bfloat16 import DTYPES, check_dtype
+from .graph import build_graph, chain_layers, supported
+
+__all__ = ['objective', 'mode', 'resolve_mode', 'MODES', 'ENV', 'DTYPES', 'check_dtype',
+           'FastObjective']
+
+MODES = {
+    'on': "the rewritten graph, LeNet's conv blocks on our operators (default)",
+    'graph': "the rewritten graph on MXNet's operators only",
+    'off': 'the plain graph: net(X) and the loss, as written',
+}
+ENV = 'GLUON_CLASSICS_ACCEL'
+_scoped = []  # the modes of the mode() blocks we are in, innermost last
+
+
+def resolve_mode(accel=None):
+    """The mode in force: ``accel``, else the innermost :func:`mode` block, else $ENV, else on."""
+    if accel is None:
+        accel = _scoped[-1] if _scoped else os.environ.get(ENV) or 'on'
+    if accel not in MODES:
+        raise ValueError(f'unknown fast-path mode {accel!r} (accel= or ${ENV}): choose one of '
+                         f'{", ".join(MODES)}')
+    return accel
+
+
+@contextlib.contextmanager
+def mode(accel):
+    """``with mode('off'):`` trains on the plain graph within the block (also 'graph', 'on')."""
+    _scoped.append(resolve_mode(accel))
+    try:
+        yield
+    finally:
+        _scoped.pop()
+
+
+def _needs_grad(x):
+    """Whether autograd will want dL/dx: ``x`` has a gradient buffer or a recorded history."""
+    x = x.as_nd_ndarray() if isinstance(x, mx.np.ndarray) else x
+    handle = SymbolHandle()
+    if _LIB.MXAutogradGetSymbol(x.handle, ctypes.byref(handle)) != 0:
+        return False  # "not part of a computation graph"
+    _LIB.MXSymbolFree(handle)
+    return True
+
+
+def _say(text):
+    print(f'gluon_classics: {text}', file=sys.stderr, flush=True)
+
+
+class FastObjective:
+    """``(X, y) -> (summed loss, correct count)`` on the rewritten graph, checked per call.
+
+    The graph is keyed by what it was built from: the chain's layers, their
+    Parameters' ``grad_req`` (our operators write their gradients, so 'add'
+    keeps MXNet's operators) and whether ``X`` needs a gradient. A call whose
+    key is new builds that graph once; a net that is no longer a chain the
+    graph computes goes to ``fallback`` (the plain graph), said once.
+    """
+
+    def __init__(self, net, dtype, own_kernels, fallback, log=_say):
+        self.net, self.dtype, self.own_kernels = net, dtype, own_kernels
+        self.fallback, self.log = fallback, log
+        self._graphs, self._said = {}, set()
+
+    def _key(self, X):
+        layers = chain_layers(self.net)
+        if layers is None or not supported(layers):
+            return None, None
+        reqs = tuple(p.grad_req for layer in layers for p in layer.params.values())
+        return (tuple(map(id, layers)), reqs, X is not None and _needs_grad(X)), layers
+
+    def graph(self, X=None):
+        """The graph a call with images ``X`` runs on (None: any that need no gradient),
+        or None where it steps aside."""
+        key, layers = self._key(X)
+        if key is None:
+            self._step_aside(f'{type(self.net).__name__} is no longer a chain of plain layers '
+                             f'(a hook or a replaced forward?): it trains on its own forward')
+            return None
+        if key not in self._graphs:
+            self._graphs[key] = build_graph(layers, self.dtype, self.own_kernels,
+                                            input_grad=key[2])
+        return self._graphs[key]
+
+    def _step_aside(self, why):
+        if why not in self._said:
+            self._said.add(why)
+            self.log(f'the fast path steps aside: {why}')
+
+    def __call__(self, X, y):
+        graph = self.graph(X)
+        return (graph or self.fallback)(X, y)
+
+
+def objective(net, ctxs, dtype='float32', fallback=None, accel=None):
+    """The fast training graph of ``net`` on ``ctxs``, or None where there is none.
+
+    There is one on CPU contexts with oneDNN, for nets whose forward is a
+    chain of Conv2D, pooling, Dense and Dropout layers (LeNet in all its
+    variants, AlexNet, Sequential chains), where some layer needs rewriting,
+    in float32; bfloat16 always gets one or raises ValueError
+    (:func:`check_dtype`). ``fallback(X, y)`` serves the calls it steps aside
+    from (default: the plain graph of :mod:`gluon_classics.training`).
+    Deferred shapes must be known. Call it under ``autograd.record()``.
+    """
+    accel = resolve_mode(accel)
+    check_dtype(net, ctxs, dtype)
+    if dtype == 'float32' and accel == 'off':
+        return None
+    if not all(c.device_type == 'cpu' for c in ctxs):
+        return None
+    if not mx.runtime.Features().is_enabled('MKLDNN'):
+        return None
+    layers = chain_layers(net)
+    if layers is None or not supported(layers):
+        return None
+    own = accel == 'on'
+    if dtype == 'float32' and build_graph(layers, dtype, own) is None:
+        return None  # AlexNet and friends: already in oneDNN's shapes
+    if fallback is None:
+        from ..training.trainer import plain_objective
+        fallback = plain_objective(net, hybridize=True)
+    return FastObjective(net, dtype, own, fallback)
+
