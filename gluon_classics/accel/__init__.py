@@ -37,7 +37,7 @@ from .bfloat16 import DTYPES, check_dtype
 from .graph import build_graph, chain_layers, supported
 
 __all__ = ['objective', 'mode', 'resolve_mode', 'MODES', 'ENV', 'DTYPES', 'check_dtype',
-           'FastObjective']
+           'FastObjective', 'grad_buffers']
 
 MODES = {
     'on': "the rewritten graph, LeNet's conv blocks on our operators (default)",
@@ -78,6 +78,12 @@ def _needs_grad(x):
     return True
 
 
+def grad_buffers(params):
+    """Which gradient arrays ``params`` have now (``grad_req`` changes and re-initialization
+    replace them), as a comparable tuple."""
+    return tuple(tuple(g.handle.value for g in p._grad) if p._grad else None for p in params)
+
+
 def _say(text):
     print(f'gluon_classics: {text}', file=sys.stderr, flush=True)
 
@@ -87,22 +93,25 @@ class FastObjective:
 
     The graph is keyed by what it was built from: the chain's layers, their
     Parameters' ``grad_req`` (our operators write their gradients, so 'add'
-    keeps MXNet's operators) and whether ``X`` needs a gradient. A call whose
-    key is new builds that graph once; a net that is no longer a chain the
-    graph computes goes to ``fallback`` (the plain graph), said once.
+    keeps MXNet's operators) and gradient buffers, and whether ``X`` needs a
+    gradient. A call with another key builds its graph anew; a net that is no
+    longer a chain the graph computes goes to ``fallback`` (the plain graph),
+    said once.
     """
 
     def __init__(self, net, dtype, own_kernels, fallback, log=_say):
         self.net, self.dtype, self.own_kernels = net, dtype, own_kernels
         self.fallback, self.log = fallback, log
-        self._graphs, self._said = {}, set()
+        self._graph, self._key_built, self._said = None, None, set()
 
     def _key(self, X):
         layers = chain_layers(self.net)
         if layers is None or not supported(layers):
             return None, None
-        reqs = tuple(p.grad_req for layer in layers for p in layer.params.values())
-        return (tuple(map(id, layers)), reqs, X is not None and _needs_grad(X)), layers
+        params = [p for layer in layers for p in layer.params.values()]
+        reqs = tuple(p.grad_req for p in params)
+        return (tuple(map(id, layers)), reqs, grad_buffers(params),
+                X is not None and _needs_grad(X)), layers
 
     def graph(self, X=None):
         """The graph a call with images ``X`` runs on (None: any that need no gradient),
@@ -112,10 +121,13 @@ class FastObjective:
             self._step_aside(f'{type(self.net).__name__} is no longer a chain of plain layers '
                              f'(a hook or a replaced forward?): it trains on its own forward')
             return None
-        if key not in self._graphs:
-            self._graphs[key] = build_graph(layers, self.dtype, self.own_kernels,
-                                            input_grad=key[2])
-        return self._graphs[key]
+        if key != self._key_built:
+            # A static CachedOp writes into the gradient buffers the Parameters had when it
+            # was built (measured: stale or zero gradients after a grad_req change or
+            # force_reinit), so new buffers get a new graph; and one graph at a time.
+            self._graph = build_graph(layers, self.dtype, self.own_kernels, input_grad=key[3])
+            self._key_built = key
+        return self._graph
 
     def _step_aside(self, why):
         if why not in self._said:

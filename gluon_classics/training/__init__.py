@@ -4,12 +4,12 @@ from .checkpoint import (CheckpointError, atomic_write, describe_run, is_checkpo
 from .fit import (OPTIMIZERS, RECIPES, SCHEDULES, CosineSchedule, ReduceLROnPlateau,
                   build_model, check_lr, default_resize, fit, make_trainer, seed_everything)
 from .trainer import (TrainingDiverged, TrainingInterrupted, epoch_seeds, evaluate_accuracy,
-                      make_objective, predict, train_ch5)
+                      make_objective, plain_objective, predict, train_ch5)
 from ..accel import DTYPES
 from .second_edition import evaluate_accuracy_gpu, train_ch6
 
 __all__ = ['train_ch5', 'evaluate_accuracy', 'train_ch6', 'evaluate_accuracy_gpu', 'predict',
-           'make_objective', 'fit', 'make_trainer',
+           'make_objective', 'plain_objective', 'fit', 'make_trainer',
            'seed_everything', 'epoch_seeds', 'build_model', 'default_resize', 'check_lr',
            'RECIPES', 'OPTIMIZERS', 'SCHEDULES', 'DTYPES', 'ReduceLROnPlateau', 'CosineSchedule',
            'TrainingDiverged', 'TrainingInterrupted',

@@ -77,6 +77,16 @@ class _Objective(gluon.HybridBlock):
         super().__init__(prefix='')
         self.net = net
         self.loss = gluon.loss.SoftmaxCrossEntropyLoss()
+        self._net_params, self._buffers = list(net.collect_params().values()), None
+
+    def __call__(self, X, y):
+        # a static graph writes into the gradient buffers of its build: new ones
+        # (grad_req changed, force_reinit) need a new graph
+        buffers = fast_path.grad_buffers(self._net_params)
+        if buffers != self._buffers:
+            self._clear_cached_op()
+            self._buffers = buffers
+        return super().__call__(X, y)
 
     def hybrid_forward(self, F, X, y):
         y_hat = self.net(X)
