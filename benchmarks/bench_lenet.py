@@ -17,13 +17,13 @@ plain SGD with lr 0.9, batch 256 and the same number of epochs:
   torch-compile  the same with ``torch.compile(net)``; not run by default: compiling
                  takes minutes here and is timed in epoch 1 (``--peers torch,torch-compile,ours``)
   ours           gluon_classics: ``load_data_fashion_mnist`` + ``train_ch5`` (on CPUs
-                 the oneDNN-shaped training graph of training/onednn.py, with our kernels
+                 the oneDNN-shaped training graph of accel/graph.py, with our kernels
                  for LeNet's conv blocks; their one-time compilation, about 10 s the first
                  time on a machine, happens before the timer starts)
   ours-plain     the same with the plain static graph (``--ab`` adds it): the A/B of
                  the oneDNN-shaped graph, measured in the same run
   ours-mxnet-ops the oneDNN-shaped graph with MXNet's operators for LeNet's conv
-                 blocks instead of our kernels (``GLUON_CLASSICS_KERNELS=0``; ``--ab``
+                 blocks instead of our kernels (``accel='graph'``; ``--ab``
                  adds it too): the A/B of training/conv_pool.cc
 
 Each peer runs in its own process (d2l's numpy mode is process-wide; torch and
@@ -77,15 +77,14 @@ OPTIONAL = ('torch-compile',)  # a failure to run is reported, not fatal
 # --------------------------------------------------------------------------------------
 def run_mxnet_peer(args, peer):
     """Child process of peer 'ours': train and print BENCH_JSON lines."""
-    if peer == 'ours-mxnet-ops':  # MXNet's operators for LeNet's conv blocks, not our kernels
-        os.environ['GLUON_CLASSICS_KERNELS'] = '0'
-    from gluon_classics import lenet, load_data_fashion_mnist, mx, train_ch5
+    from gluon_classics import accel, lenet, load_data_fashion_mnist, mx, train_ch5
+    from gluon_classics.accel import kernels
     from mxnet import gluon, init
-    if peer == 'ours-plain':  # the A/B: train_ch5 falls back to the plain static graph
-        from gluon_classics.training import trainer
-        trainer.onednn_objective = lambda net, ctxs: None
-    from gluon_classics.training import kernels
-    kernels.load()  # compiled once per machine, like an install step: not in the timed epochs
+    # the fast path's public switch: ours-plain trains on the plain static graph,
+    # ours-mxnet-ops on the rewritten graph with MXNet's operators for LeNet's conv blocks
+    mode = {'ours': 'on', 'ours-plain': 'off', 'ours-mxnet-ops': 'graph'}[peer]
+    if mode == 'on':
+        kernels.load()  # compiled once per machine, like an install step: not in the timed epochs
     ctx = mx.cpu()
     mx.random.seed(args.seed)
     train_iter, test_iter = load_data_fashion_mnist(args.batch_size, root=args.data_dir, ctx=ctx,
@@ -100,7 +99,7 @@ def run_mxnet_peer(args, peer):
         print(*a, flush=True)
 
     history = train_ch5(net, train_iter, test_iter, args.batch_size, trainer, ctx,
-                        args.epochs, log=log)
+                        args.epochs, log=log, accel=mode)
     for rec in history:
         emit(kind='epoch', peer=peer, epoch=rec['epoch'], loss=rec['loss'],
              train_acc=rec['train_acc'], test_acc=rec['test_acc'], examples=examples,

@@ -8,7 +8,7 @@ In one process, alternating, ``--repeats`` times (min / median printed):
   step        the bare training step on one fixed batch (objective under
               ``autograd.record``, ``backward``, ``trainer.step``), waited for
   data        one pass of the loader alone (gather, cast, scale), waited for
-  epoch       train_ch5's training loop (``_train_epoch``): all of the above
+  epoch       train_ch5's training loop (one epoch, its evaluation timed apart): all of the above
               plus the sums, the NaN checks and the Python between them
   evaluation  ``evaluate_accuracy`` on the test set
 
@@ -66,15 +66,11 @@ def main(argv=None):
           f'{" ".join(open("/proc/loadavg").read().split()[:3])}, '
           f'OMP_NUM_THREADS={os.environ.get("OMP_NUM_THREADS", "unset")}', flush=True)
 
-    if args.no_kernel:
-        os.environ['GLUON_CLASSICS_KERNELS'] = '0'
-    from gluon_classics import lenet, load_data_fashion_mnist, mx
-    from gluon_classics.training import kernels
-    from gluon_classics.training import trainer as loop
-    from gluon_classics.training.distributed import ParallelContext
+    from gluon_classics import lenet, load_data_fashion_mnist, mx, train_ch5
+    from gluon_classics.accel import kernels
+    from gluon_classics.training import evaluate_accuracy, make_objective
     from mxnet import autograd, gluon, init, nd
-    if args.plain:
-        loop.onednn_objective = lambda net, ctxs: None
+    mode = 'off' if args.plain else 'graph' if args.no_kernel else 'on'  # the public switch
     ctx = mx.cpu()
     mx.random.seed(0)
     train_iter, test_iter = load_data_fashion_mnist(256, root=args.data_dir, ctx=ctx,
@@ -85,10 +81,9 @@ def main(argv=None):
     X, y = next(iter(train_iter))
     with autograd.pause(train_mode=True):
         net(X)
-    objective = loop.make_objective(net, [ctx])
+    objective = make_objective(net, [ctx], accel=mode)
     batches = len(train_iter)
     clock = time.thread_time
-    alone = ParallelContext()
 
     def step(graph=objective):
         nd.waitall()
@@ -114,19 +109,23 @@ def main(argv=None):
         nd.waitall()
         return time.time() - start, clock() - cpu
 
-    def epoch():
+    def evaluation():
         start, cpu = time.time(), clock()
-        loop._train_epoch(net, objective, train_iter, trainer, [ctx], 1, False, alone)
+        evaluate_accuracy(test_iter, net, ctx)
         return time.time() - start, clock() - cpu
 
-    def evaluation():
-        start = time.time()
-        loop.evaluate_accuracy(test_iter, net, ctx)
-        return time.time() - start
+    def epoch():
+        """train_ch5's epoch without its evaluation: its training wall time, and the
+        main thread's CPU time less the evaluation's (measured right after)."""
+        cpu = clock()
+        record, = train_ch5(net, train_iter, test_iter, 256, trainer, ctx, 1, progress=False,
+                            log=lambda *a: None, accel=mode)
+        cpu = clock() - cpu - evaluation()[1]
+        return train_iter.num_examples / record['examples_per_sec'], cpu
 
     if args.kernel_ab:
-        return _kernel_ab(step, loop.onednn_objective(net, [ctx], own_kernels=False),
-                          objective, batches, args.repeats)
+        return _kernel_ab(step, make_objective(net, [ctx], accel='graph'), objective, X,
+                          batches, args.repeats)
     epoch()  # warm-up: graph building, oneDNN primitives
     walls = {k: [] for k in ('step', 'data', 'epoch', 'evaluation')}
     torch_ms = []
@@ -136,14 +135,15 @@ def main(argv=None):
             torch_ms.append(_torch_bare_step(args.data_dir, batches))
         walls['data'].append(data()[0])
         walls['epoch'].append(epoch()[0])
-        walls['evaluation'].append(evaluation())
+        walls['evaluation'].append(evaluation()[0])
     _, (fwd, bwd, upd) = step()
     _, data_cpu = data()
     _, epoch_cpu = epoch()
     n = train_iter.num_examples
+    ops = [op['op'] for op in objective.graph(X)._ops] if not args.plain else []
     graph = 'plain graph' if args.plain else (
-        f'oneDNN-shaped graph, conv blocks on {objective._ops[0]["op"]}'
-        f'{" + " + objective._ops[1]["op"] if objective._ops[0]["op"] == "conv_pool" else ""}'
+        f'oneDNN-shaped graph, conv blocks on {ops[0]}'
+        f'{" + " + ops[1] if ops[0] == "conv_pool" else ""}'
         f' (our kernels: {kernels.status()})')
     print(f'\n{batches} batches of 256 ({n} examples), wall seconds min / median over '
           f'{args.repeats}, {graph}:')
@@ -175,9 +175,9 @@ def main(argv=None):
         print(mx.profiler.dumps(reset=True))
 
 
-def _kernel_ab(step, without, objective, batches, repeats):
+def _kernel_ab(step, without, objective, X, batches, repeats):
     """Alternate the bare step with our kernels (``objective``) and without them."""
-    if objective._ops[0]['op'] != 'conv_pool':
+    if objective.graph(X)._ops[0]['op'] != 'conv_pool':
         raise SystemExit('profile_lenet: our kernels are not in use here, nothing to compare '
                          '(gluon-classics doctor says why)')
     step(objective), step(without)  # warm-up

@@ -37,7 +37,7 @@ from .bfloat16 import DTYPES, check_dtype
 from .graph import build_graph, chain_layers, supported
 
 __all__ = ['objective', 'mode', 'resolve_mode', 'MODES', 'ENV', 'DTYPES', 'check_dtype',
-           'FastObjective', 'grad_buffers']
+           'FastObjective', 'GradBuffers']
 
 MODES = {
     'on': "the rewritten graph, LeNet's conv blocks on our operators (default)",
@@ -78,10 +78,21 @@ def _needs_grad(x):
     return True
 
 
-def grad_buffers(params):
-    """Which gradient arrays ``params`` have now (``grad_req`` changes and re-initialization
-    replace them), as a comparable tuple."""
-    return tuple(tuple(g.handle.value for g in p._grad) if p._grad else None for p in params)
+class GradBuffers:
+    """The gradient arrays of ``params`` now, equal to another only where each is the same
+    array. Held, so an array replaced since (``grad_req`` changed, ``force_reinit``) cannot
+    come back under a reused id."""
+
+    __slots__ = ('grads',)
+
+    def __init__(self, params):
+        self.grads = [p._grad for p in params]
+
+    def __eq__(self, other):
+        return isinstance(other, GradBuffers) and len(self.grads) == len(other.grads) and \
+            all(a is b for a, b in zip(self.grads, other.grads))
+
+    __hash__ = None
 
 
 def _say(text):
@@ -102,31 +113,34 @@ class FastObjective:
     def __init__(self, net, dtype, own_kernels, fallback, log=_say):
         self.net, self.dtype, self.own_kernels = net, dtype, own_kernels
         self.fallback, self.log = fallback, log
-        self._graph, self._key_built, self._said = None, None, set()
+        self._graph, self._key_built, self._said = None, (), set()  # () : nothing built yet
 
     def _key(self, X):
+        """What the graph is built for, checked at every call (about 50 µs for LeNet)."""
         layers = chain_layers(self.net)
-        if layers is None or not supported(layers):
+        if layers is None:
             return None, None
         params = [p for layer in layers for p in layer.params.values()]
-        reqs = tuple(p.grad_req for p in params)
-        return (tuple(map(id, layers)), reqs, grad_buffers(params),
-                X is not None and _needs_grad(X)), layers
+        # the gradient lists themselves, held: a list replaced by another is a new buffer
+        return (tuple(map(id, layers)), tuple(p.grad_req for p in params),
+                GradBuffers(params), X is not None and _needs_grad(X)), layers
 
     def graph(self, X=None):
         """The graph a call with images ``X`` runs on (None: any that need no gradient),
         or None where it steps aside."""
         key, layers = self._key(X)
-        if key is None:
-            self._step_aside(f'{type(self.net).__name__} is no longer a chain of plain layers '
-                             f'(a hook or a replaced forward?): it trains on its own forward')
-            return None
         if key != self._key_built:
             # A static CachedOp writes into the gradient buffers the Parameters had when it
             # was built (measured: stale or zero gradients after a grad_req change or
             # force_reinit), so new buffers get a new graph; and one graph at a time.
-            self._graph = build_graph(layers, self.dtype, self.own_kernels, input_grad=key[3])
-            self._key_built = key
+            self._graph, self._key_built = None, key
+            if key is None or not supported(layers):
+                self._step_aside(f'{type(self.net).__name__} is no longer a chain of float32 '
+                                 f'plain layers (a hook, a replaced forward, a cast?): it '
+                                 f'trains on its own forward')
+            else:
+                self._graph = build_graph(layers, self.dtype, self.own_kernels,
+                                          input_grad=key[3])
         return self._graph
 
     def _step_aside(self, why):

@@ -37,6 +37,8 @@ loss stay float32, and gradients and the update are float32. That is *not*
 the same function (every activation keeps 8 significant bits), so it is never
 picked for the user: :func:`.bfloat16.check_dtype` says where it can run.
 """
+import functools
+
 import mxnet as mx
 import numpy as np
 from mxnet import gluon
@@ -66,7 +68,17 @@ def _hooked(block):
 
 def _patched(block):
     """Whether the instance replaced a forward method (``conv.hybrid_forward = ...``)."""
-    return bool(FORWARD_METHODS & vars(block).keys())
+    own = vars(block)  # checked at every training call: three lookups, no set built
+    return any(name in own for name in FORWARD_METHODS)
+
+
+@functools.lru_cache(maxsize=None)
+def _class_chain(cls):
+    """The ``forward_chain`` declared by the class of ``cls``'s MRO that defines the forward."""
+    for c in cls.__mro__:
+        if FORWARD_METHODS & vars(c).keys():
+            return vars(c).get('forward_chain')
+    return None
 
 
 def _declared_chain(block):
@@ -76,12 +88,7 @@ def _declared_chain(block):
     counts: a subclass with its own forward (or an instance with a patched one)
     gets None.
     """
-    if _patched(block):
-        return None
-    for cls in type(block).__mro__:
-        if FORWARD_METHODS & vars(cls).keys():
-            return vars(cls).get('forward_chain')
-    return None
+    return None if _patched(block) else _class_chain(type(block))
 
 
 def chain_layers(net):

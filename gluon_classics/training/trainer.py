@@ -82,7 +82,7 @@ class _Objective(gluon.HybridBlock):
     def __call__(self, X, y):
         # a static graph writes into the gradient buffers of its build: new ones
         # (grad_req changed, force_reinit) need a new graph
-        buffers = fast_path.grad_buffers(self._net_params)
+        buffers = fast_path.GradBuffers(self._net_params)
         if buffers != self._buffers:
             self._clear_cached_op()
             self._buffers = buffers
