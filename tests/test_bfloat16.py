@@ -94,7 +94,7 @@ def test_bf16_training_learns_like_float32():
                                 {'learning_rate': 0.05, 'momentum': 0.9})
         objective = make_objective(net, [mx.cpu()], dtype=dtype)
         losses = []
-        for _ in range(30):
+        for _ in range(40):  # at 30, float32 ended at 0.85 on an AVX2 EPYC (0.9+ on AVX-512)
             with autograd.record():
                 loss, _ = objective(X, y)
             loss.backward()
