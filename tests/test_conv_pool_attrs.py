@@ -62,7 +62,8 @@ for line in sys.stdin:
     try:
         result = run(json.loads(line))
     except mx.MXNetError as e:
-        result = dict(messages=[m.split(': ', 1)[1] for m in str(e).split('\\n') if m.startswith('\\t[')])
+        lines = str(e).split('\\n')  # the extension's: '\\t[i] file[line]: message'
+        result = dict(messages=[m.split(': ', 1)[1] for m in lines if m.startswith('\\t[')])
     print('result', json.dumps(result), flush=True)  # MXNet prints to stdout too
 '''
 
@@ -72,59 +73,53 @@ def _case(base, symbol=False, x=None, w=None, **attrs):
                 attrs={**base['attrs'], **attrs})
 
 
-FIRST_NAME, MAPS_NAME = 'gluon_classics_conv_pool: ', 'gluon_classics_conv_pool_maps: '
-BAD = {  # id: (case, its one message)
-    'pad 2**31-1': (_case(FIRST, pad=2**31 - 1),
-                    FIRST_NAME + "pad = '2147483647': wants an integer in 0..1024"),
-    'pad -1': (_case(FIRST, pad=-1), FIRST_NAME + "pad = '-1': wants an integer in 0..1024"),
-    'pad 3abc': (_case(FIRST, pad='3abc'), FIRST_NAME + "pad = '3abc': wants an integer in 0..1024"),
-    'pad 2.0': (_case(FIRST, pad=2.0), FIRST_NAME + "pad = '2.0': wants an integer in 0..1024"),
-    'pad missing': (_case(FIRST, pad=None), FIRST_NAME + 'pad is missing: wants an integer in 0..1024'),
-    'pool_size 0': (_case(FIRST, pool_size=0),
-                    FIRST_NAME + "pool_size = '0': wants an integer in 1..32"),
+BAD = {  # id: (case, its one message, after the operator's name)
+    'pad 2**31-1': (_case(FIRST, pad=2**31 - 1), "pad = '2147483647': wants an integer in 0..1024"),
+    'pad -1': (_case(FIRST, pad=-1), "pad = '-1': wants an integer in 0..1024"),
+    'pad 3abc': (_case(FIRST, pad='3abc'), "pad = '3abc': wants an integer in 0..1024"),
+    'pad 2.0': (_case(FIRST, pad=2.0), "pad = '2.0': wants an integer in 0..1024"),
+    'pad missing': (_case(FIRST, pad=None), 'pad is missing: wants an integer in 0..1024'),
+    'pool_size 0': (_case(FIRST, pool_size=0), "pool_size = '0': wants an integer in 1..32"),
     'pool_size 2**31-1': (_case(FIRST, pool_size=2**31 - 1),
-                          FIRST_NAME + "pool_size = '2147483647': wants an integer in 1..32"),
-    'pool_size 3, first block': (
-        _case(FIRST, pool_size=3),
-        FIRST_NAME + "pool_size = '3': wants 1, 2, 4, 8, 16 or 32 (a divisor of the 32-column tile)"),
+                          "pool_size = '2147483647': wants an integer in 1..32"),
+    'pool_size 3, first block': (_case(FIRST, pool_size=3),
+                                 "pool_size = '3': wants 1, 2, 4, 8, 16 or 32 (a divisor of the "
+                                 "32-column tile)"),
     'out_channels 2**40': (_case(FIRST, out_channels=2**40),
-                           FIRST_NAME + "out_channels = '1099511627776': wants an integer in 1..4096"),
+                           "out_channels = '1099511627776': wants an integer in 1..4096"),
     'out_channels below the filters': (
         _case(FIRST, out_channels=4),
-        FIRST_NAME + "out_channels = 4: wants 6..4096 (at least the weight's 6 filters)"),
-    'act tanh': (_case(FIRST, act='tanh'), FIRST_NAME + "act = 'tanh': wants sigmoid, relu or identity"),
-    'pool sum': (_case(MAPS, pool='sum'), MAPS_NAME + "pool = 'sum': wants max or avg"),
+        "out_channels = 4: wants 6..4096 (at least the weight's 6 filters)"),
+    'act tanh': (_case(FIRST, act='tanh'), "act = 'tanh': wants sigmoid, relu or identity"),
+    'pool sum': (_case(MAPS, pool='sum'), "pool = 'sum': wants max or avg"),
     'maps pad 2**31-1': (_case(MAPS, pad=2**31 - 1),
-                         MAPS_NAME + "pad = '2147483647': wants an integer in 0..1024"),
+                         "pad = '2147483647': wants an integer in 0..1024"),
     'maps out_channels': (_case(MAPS, out_channels=16),
-                          MAPS_NAME + "out_channels: not an attribute of this operator "
-                                      "(gluon_classics_conv_pool's only)"),
+                          "out_channels: not an attribute of this operator "
+                          "(gluon_classics_conv_pool's only)"),
     'x with 3 channels': (_case(FIRST, x=(2, 3, 28, 28)),
-                          FIRST_NAME + 'x (2, 3, 28, 28): wants (N, 1, H, W) with H, W in 1..16384'),
+                          'x (2, 3, 28, 28): wants (N, 1, H, W) with H, W in 1..16384'),
     'weight of other maps': (_case(MAPS, w=(16, 5, 5, 5)),
-                             MAPS_NAME + 'weight (16, 5, 5, 5): wants (F, 6, k, k) with F in '
-                                         '1..4096 and k in 1..11'),
+                             'weight (16, 5, 5, 5): wants (F, 6, k, k) with F in 1..4096 and k in '
+                             '1..11'),
     'kernel 13': (_case(MAPS, w=(16, 6, 13, 13)),
-                  MAPS_NAME + 'weight (16, 6, 13, 13): wants (F, 6, k, k) with F in 1..4096 and '
-                              'k in 1..11'),
-    'kernel past the image': (
-        _case(MAPS, x=(2, 6, 3, 3)),
-        MAPS_NAME + 'weight (16, 6, 5, 5): its 5x5 kernel is larger than the padded image, 3x3 '
-                    '(H + 2 * pad by W + 2 * pad)'),
-    'pool past the output': (
-        _case(MAPS, pool_size=32),
-        MAPS_NAME + "pool_size = 32: wants at most the conv's output, 10x10 "
-                    "(H + 2 * pad - k + 1 by W + 2 * pad - k + 1)"),
+                  'weight (16, 6, 13, 13): wants (F, 6, k, k) with F in 1..4096 and k in 1..11'),
+    'kernel past the image': (_case(MAPS, x=(2, 6, 3, 3)),
+                              'weight (16, 6, 5, 5): its 5x5 kernel is larger than the padded '
+                              'image, 3x3 (H + 2 * pad by W + 2 * pad)'),
+    'pool past the output': (_case(MAPS, pool_size=32),
+                             "pool_size = 32: wants at most the conv's output, 10x10 "
+                             "(H + 2 * pad - k + 1 by W + 2 * pad - k + 1)"),
     'image side 16385': (_case(FIRST, symbol=True, x=(1, 1, 16385, 8)),
-                         FIRST_NAME + 'x (1, 1, 16385, 8): wants (N, 1, H, W) with H, W in 1..16384'),
+                         'x (1, 1, 16385, 8): wants (N, 1, H, W) with H, W in 1..16384'),
     'output past 2^31': (
         _case(FIRST, symbol=True, x=(4096, 1, 1024, 1024), pool_size=1, out_channels=4096),
-        FIRST_NAME + "the output (4096, 4096, 1024, 1024) passes MXNet's 2^31 - 1 floats: use "
-                     "smaller batches"),
+        "the output (4096, 4096, 1024, 1024) passes MXNet's 2^31 - 1 floats: use smaller "
+        "batches"),
     'activations past 2^34': (
         _case(FIRST, symbol=True, x=(65536, 1, 1024, 1024), pool_size=32),
-        FIRST_NAME + 'a batch of 65536 needs more than 2^34 floats (64 GiB) of activations: use '
-                     'smaller batches'),
+        'a batch of 65536 needs more than 2^34 floats (64 GiB) of activations: use smaller '
+        'batches'),
 }
 GOOD = {  # id: (case, its output's shape)
     'LeNet first block': (FIRST, [2, 6, 14, 14]),
@@ -170,7 +165,8 @@ def _off(results):
 def test_a_bad_attribute_or_shape_gets_one_message_naming_it(results, name):
     if _off(results):
         return
-    assert results[name] == dict(messages=[BAD[name][1]])
+    case, message = BAD[name]
+    assert results[name] == dict(messages=[f"gluon_classics_{case['op']}: {message}"])
 
 
 @pytest.mark.parametrize('name', list(GOOD))

@@ -20,12 +20,14 @@ CASES = {  # id: (operator, x's shape, weight's shape, attributes)
     'LeNet 1 (d2l)': ('conv_pool', (8, 1, 28, 28), (6, 1, 5, 5),
                       dict(pad=2, act='sigmoid', pool='avg', pool_size=2, out_channels=6)),
     'LeNet 1 relu max, 8 maps out': ('conv_pool', (8, 1, 28, 28), (6, 1, 5, 5),
-                                     dict(pad=2, act='relu', pool='max', pool_size=2, out_channels=8)),
+                                     dict(pad=2, act='relu', pool='max', pool_size=2,
+                                          out_channels=8)),
     'LeNet 2 (d2l)': ('conv_pool_maps', (8, 6, 14, 14), (16, 6, 5, 5),
                       dict(pad=0, act='sigmoid', pool='avg', pool_size=2)),
     'LeNet 2 relu max': ('conv_pool_maps', (8, 6, 14, 14), (16, 6, 5, 5),
                          dict(pad=0, act='relu', pool='max', pool_size=2)),
-    '33px k3 pool4 identity max': ('conv_pool', (4, 1, 33, 33), (5, 1, 3, 3),  # a row under no window
+    # a row and a column under no window
+    '33px k3 pool4 identity max': ('conv_pool', (4, 1, 33, 33), (5, 1, 3, 3),
                                    dict(pad=1, act='identity', pool='max', pool_size=4,
                                         out_channels=8)),
     '9 maps 20px, 17 filters k7 pool3': ('conv_pool_maps', (4, 9, 20, 20), (17, 9, 7, 7),
