@@ -15,6 +15,12 @@
 //   act (sigmoid | relu | identity), pool (max | avg), pool_size (= stride,
 //   no padding); square kernels up to 11, stride 1.
 //
+// Checked before any work, each with one message naming what is wrong and what
+// it may be: pad 0..1024, pool_size 1..32, out_channels C..4096, integers
+// written as integers ("3abc" is no 3); H and W 1..16384; C and F 1..4096; an
+// output of at least 1x1 and at most 2^31 - 1 floats (MXNet 1.9's int32
+// indexing), and at most 2^34 floats of activations kept per call.
+//
 // oneDNN 2.4 has no fast kernels for LeNet's shapes (1 input channel and 6
 // filters; 6 maps and 16 filters on 10x10 outputs) and runs the activations
 // and poolings as separate passes over the batch's maps. Here an image's
@@ -33,9 +39,12 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -51,26 +60,6 @@ struct Params {
   enum { kSigmoid, kRelu, kIdentity } act;
   bool max_pool;
 };
-
-bool parse(const std::unordered_map<std::string, std::string>& attrs, Params* p) {
-  try {
-    p->pad = std::stoi(attrs.at("pad"));
-    p->pool_size = std::stoi(attrs.at("pool_size"));
-    const auto out = attrs.find("out_channels");  // the 1-channel operator's only
-    p->out_channels = out == attrs.end() ? 0 : std::stoi(out->second);
-    const std::string& act = attrs.at("act");
-    const std::string& pool = attrs.at("pool");
-    if (act == "sigmoid") p->act = Params::kSigmoid;
-    else if (act == "relu") p->act = Params::kRelu;
-    else if (act == "identity") p->act = Params::kIdentity;
-    else return false;
-    if (pool != "max" && pool != "avg") return false;
-    p->max_pool = pool == "max";
-  } catch (...) {
-    return false;
-  }
-  return p->pad >= 0 && p->pool_size >= 1;
-}
 
 // exp(t) for t <= 0 (t = -|z|): Cody-Waite reduction and a degree-6
 // polynomial, written so that the compiler vectorizes the loops calling it.
@@ -797,24 +786,175 @@ class Keeping : public CustomStatefulOp {
   Kept kept_;
 };
 
-template <class Op>
-MXReturnValue create_state(const std::unordered_map<std::string, std::string>& attrs,
-                           const MXContext& ctx,
+// ---- Attributes and shapes, checked before any work ----
+// Each bad attribute or shape gets one message naming it and what it may be.
+// The bounds keep every size computed here and in the kernels far inside
+// int64, and the output within MXNet 1.9's int32 indexing (its wheels are built
+// without INT64_TENSOR_SIZE).
+constexpr int64_t kMaxPad = 1024;       // zeros around each image (past k - 1 they add only zeros)
+constexpr int64_t kMaxPool = 32;        // the pooling window (= stride)
+constexpr int64_t kMaxChannels = 4096;  // maps in, filters, out_channels
+constexpr int64_t kMaxSide = 16384;     // an image's height and width
+constexpr int64_t kMaxOutput = (int64_t{1} << 31) - 1;  // MXNet's int32 indexing
+constexpr int64_t kMaxKept = int64_t{1} << 34;  // activations a forward keeps (64 GiB)
+
+using Attrs = std::unordered_map<std::string, std::string>;
+
+// MXNet 1.9 shows every message an extension ever added (lib_api.cc keeps them
+// in one list that nothing clears), so a second bad call would repeat the
+// first's. error() empties the list first: one message per error. The list is
+// private; an explicit instantiation may name a private member ([temp.spec]).
+using MessageList = std::vector<std::stringstream*> MXerrorMsgs::*;
+template <MessageList M>
+struct ErrorList {
+  friend std::vector<std::stringstream*>& messages(MXerrorMsgs* e) { return e->*M; }
+};
+template struct ErrorList<&MXerrorMsgs::messages>;
+std::vector<std::stringstream*>& messages(MXerrorMsgs* e);
+
+std::ostream& error(bool maps) {
+  auto& list = messages(MXerrorMsgs::get());
+  for (std::stringstream* m : list) delete m;
+  list.clear();
+  return MX_ERROR_MSG << (maps ? "gluon_classics_conv_pool_maps: " : "gluon_classics_conv_pool: ");
+}
+
+// "name = 'value'" (its first 40 characters), or "name is missing"
+std::string named(const Attrs& attrs, const char* name) {
+  const auto it = attrs.find(name);
+  if (it == attrs.end()) return std::string(name) + " is missing";
+  const std::string& v = it->second;
+  return std::string(name) + " = '" + (v.size() > 40 ? v.substr(0, 40) + "..." : v) + "'";
+}
+
+// The attribute as an integer in lo..hi, all of it digits (std::stoi reads
+// "3abc" as 3), or why not ("" when good).
+std::string integer(const Attrs& attrs, const char* name, int64_t lo, int64_t hi, int* out) {
+  const auto it = attrs.find(name);
+  int64_t v = -1;
+  if (it != attrs.end()) {
+    const char *first = it->second.data(), *last = first + it->second.size();
+    const auto [end, ec] = std::from_chars(first, last, v);
+    if (ec == std::errc() && end == last && v >= lo && v <= hi) {
+      *out = static_cast<int>(v);
+      return "";
+    }
+  }
+  return named(attrs, name) + ": wants an integer in " + std::to_string(lo) + ".." +
+         std::to_string(hi);
+}
+
+// The attributes, or why not ("" when good). Maps: gluon_classics_conv_pool_maps'.
+std::string parse(const Attrs& attrs, bool maps, Params* p) {
+  std::string why;
+  if (!(why = integer(attrs, "pad", 0, kMaxPad, &p->pad)).empty() ||
+      !(why = integer(attrs, "pool_size", 1, kMaxPool, &p->pool_size)).empty())
+    return why;
+  if (!maps && kCols % p->pool_size)  // its pooling works in tiles of kCols columns
+    return named(attrs, "pool_size") + ": wants 1, 2, 4, 8, 16 or 32 (a divisor of the "
+                                       "32-column tile)";
+  p->out_channels = 0;
+  if (maps && attrs.count("out_channels"))
+    return "out_channels: not an attribute of this operator (gluon_classics_conv_pool's only)";
+  if (!maps && !(why = integer(attrs, "out_channels", 1, kMaxChannels, &p->out_channels)).empty())
+    return why;
+  const auto act = attrs.find("act"), pool = attrs.find("pool");
+  const std::string a = act == attrs.end() ? "" : act->second;
+  if (a == "sigmoid") p->act = Params::kSigmoid;
+  else if (a == "relu") p->act = Params::kRelu;
+  else if (a == "identity") p->act = Params::kIdentity;
+  else return named(attrs, "act") + ": wants sigmoid, relu or identity";
+  if (pool == attrs.end() || (pool->second != "max" && pool->second != "avg"))
+    return named(attrs, "pool") + ": wants max or avg";
+  p->max_pool = pool->second == "max";
+  return "";
+}
+
+std::string text(const std::vector<unsigned int>& shape) {
+  std::string s = "(";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+// a * b * ..., or -1 where that passes `limit` (factors >= 0)
+int64_t product(std::initializer_list<int64_t> factors, int64_t limit) {
+  int64_t n = 1;
+  for (int64_t f : factors)
+    if (f == 0) return 0;
+  for (int64_t f : factors)
+    if (__builtin_mul_overflow(n, f, &n) || n > limit) return -1;
+  return n;
+}
+
+// The output's shape from x's, the weight's and the bias', or why not ("" when good).
+std::string infer(const std::vector<std::vector<unsigned int>>& in, bool maps, const Params& p,
+                  std::vector<unsigned int>* out) {
+  const auto &x = in[0], &w = in[1], &b = in[2];
+  const auto within = [](int64_t v, int64_t hi) { return v >= 1 && v <= hi; };
+  std::ostringstream why;
+  if (x.size() != 4 || !within(x[1], maps ? kMaxChannels : 1) || !within(x[2], kMaxSide) ||
+      !within(x[3], kMaxSide))
+    why << "x " << text(x) << ": wants " << (maps ? "(N, C, H, W) with C in 1..4096 and" :
+                                                    "(N, 1, H, W) with")
+        << " H, W in 1.." << kMaxSide;
+  else if (w.size() != 4 || !within(w[0], kMaxChannels) || w[1] != x[1] || w[2] != w[3] ||
+           !within(w[2], kMaxK))
+    why << "weight " << text(w) << ": wants (F, " << x[1] << ", k, k) with F in 1.."
+        << kMaxChannels << " and k in 1.." << kMaxK;
+  else if (b.size() != 1 || b[0] != w[0])
+    why << "bias " << text(b) << ": wants (" << w[0] << ",), one per filter";
+  else if (!maps && p.out_channels < static_cast<int64_t>(w[0]))
+    why << "out_channels = " << p.out_channels << ": wants " << w[0] << ".." << kMaxChannels
+        << " (at least the weight's " << w[0] << " filters)";
+  if (!why.str().empty()) return why.str();
+  const int64_t k = w[2], hp = x[2] + 2 * int64_t{p.pad}, wp = x[3] + 2 * int64_t{p.pad};
+  const int64_t ho = hp - k + 1, wo = wp - k + 1, q = p.pool_size;
+  if (ho < 1 || wo < 1)
+    why << "weight " << text(w) << ": its " << k << "x" << k << " kernel is larger than the "
+        << "padded image, " << hp << "x" << wp << " (H + 2 * pad by W + 2 * pad)";
+  else if (ho < q || wo < q)
+    why << "pool_size = " << q << ": wants at most the conv's output, " << ho << "x" << wo
+        << " (H + 2 * pad - k + 1 by W + 2 * pad - k + 1)";
+  if (!why.str().empty()) return why.str();
+  const int64_t co = maps ? w[0] : p.out_channels, wide = std::max<int64_t>(co, x[1]);
+  const int64_t size = product({x[0], co, ho / q, wo / q}, kMaxOutput);
+  if (size < 0) {
+    why << "the output (" << x[0] << ", " << co << ", " << ho / q << ", " << wo / q
+        << ") passes MXNet's 2^31 - 1 floats: use smaller batches";
+    return why.str();
+  }
+  // what a forward keeps (activations, input copies) or a thread holds, at most
+  if (product({x[0], (wide + kLanes - 1) / kLanes * kLanes, hp, wp + kCols}, kMaxKept) < 0) {
+    why << "a batch of " << x[0] << " needs more than 2^34 floats (64 GiB) of activations: "
+        << "use smaller batches";
+    return why.str();
+  }
+  *out = {x[0], static_cast<unsigned>(co), static_cast<unsigned>(ho / q),
+          static_cast<unsigned>(wo / q)};
+  return "";
+}
+
+template <bool Maps, class Op>
+MXReturnValue create_state(const Attrs& attrs, const MXContext& ctx,
                            const std::vector<std::vector<unsigned int>>& shapes,
                            const std::vector<int> types, CustomStatefulOp** op) {
   Params p;
-  if (!parse(attrs, &p)) return MX_FAIL;
+  const std::string why = parse(attrs, Maps, &p);
+  if (!why.empty()) {
+    error(Maps) << why;
+    return MX_FAIL;
+  }
   *op = CustomStatefulOp::create<Op>(p);
   return MX_SUCCESS;
 }
 
-// parse_attrs and infer_type: both operators'
-MXReturnValue parse_attrs(const std::unordered_map<std::string, std::string>& attrs,
-                          int* num_in, int* num_out) {
+template <bool Maps>
+MXReturnValue parse_attrs(const Attrs& attrs, int* num_in, int* num_out) {
   Params p;
-  if (!parse(attrs, &p)) {
-    MX_ERROR_MSG << "gluon_classics_conv_pool(_maps): bad attributes (pad, act, pool, "
-                    "pool_size, and out_channels for conv_pool)";
+  const std::string why = parse(attrs, Maps, &p);
+  if (!why.empty()) {
+    error(Maps) << why;
     return MX_FAIL;
   }
   *num_in = 3;
@@ -822,58 +962,43 @@ MXReturnValue parse_attrs(const std::unordered_map<std::string, std::string>& at
   return MX_SUCCESS;
 }
 
-MXReturnValue infer_type(const std::unordered_map<std::string, std::string>& attrs,
-                         std::vector<int>* in_types, std::vector<int>* out_types) {
+template <bool Maps>
+MXReturnValue infer_type(const Attrs& attrs, std::vector<int>* in_types,
+                         std::vector<int>* out_types) {
   for (int t : *in_types)
     if (t != kFloat32) {
-      MX_ERROR_MSG << "gluon_classics_conv_pool(_maps): float32 only";
+      error(Maps) << "x, weight and bias: float32 only";
       return MX_FAIL;
     }
   (*out_types)[0] = kFloat32;
   return MX_SUCCESS;
 }
 
-// Maps: gluon_classics_conv_pool_maps's, else gluon_classics_conv_pool's
 template <bool Maps>
-MXReturnValue infer_shape(const std::unordered_map<std::string, std::string>& attrs,
-                          std::vector<std::vector<unsigned int>>* in,
+MXReturnValue infer_shape(const Attrs& attrs, std::vector<std::vector<unsigned int>>* in,
                           std::vector<std::vector<unsigned int>>* out) {
   Params p;
-  parse(attrs, &p);
-  const auto& x = (*in)[0];
-  const auto& w = (*in)[1];
-  const bool ok = x.size() == 4 && w.size() == 4 && w[1] == x[1] && (Maps || x[1] == 1) &&
-                  w[2] == w[3] && w[2] <= kMaxK && (*in)[2].size() == 1 &&
-                  (*in)[2][0] == w[0] && x[2] + 2 * p.pad >= w[2] + p.pool_size - 1 &&
-                  x[3] + 2 * p.pad >= w[3] + p.pool_size - 1 &&
-                  (Maps || (p.out_channels >= static_cast<int>(w[0]) && kCols % p.pool_size == 0));
-  if (!ok) {
-    MX_ERROR_MSG << (Maps ? "gluon_classics_conv_pool_maps: wants x (N, C, H, W), weight "
-                            "(F, C, k, k) with k <= 11, bias (F,), and maps the pooling "
-                            "window fits in"
-                          : "gluon_classics_conv_pool: wants x (N, 1, H, W), weight (C, 1, k, k) "
-                            "with k <= 11, bias (C,), out_channels >= C, a pool_size dividing "
-                            "32, and images the pooling window fits in");
+  std::string why = parse(attrs, Maps, &p);
+  if (why.empty()) why = infer(*in, Maps, p, &(*out)[0]);
+  if (!why.empty()) {
+    error(Maps) << why;
     return MX_FAIL;
   }
-  const unsigned ho = x[2] + 2 * p.pad - w[2] + 1, wo = x[3] + 2 * p.pad - w[3] + 1;
-  (*out)[0] = {x[0], Maps ? w[0] : static_cast<unsigned>(p.out_channels), ho / p.pool_size,
-               wo / p.pool_size};
   return MX_SUCCESS;
 }
 
 }  // namespace
 
 REGISTER_OP(gluon_classics_conv_pool)
-    .setCreateOpState(create_state<Keeping<forward_pass, backward_pass>>, "cpu")
-    .setParseAttrs(parse_attrs)
-    .setInferType(infer_type)
+    .setCreateOpState(create_state<false, Keeping<forward_pass, backward_pass>>, "cpu")
+    .setParseAttrs(parse_attrs<false>)
+    .setInferType(infer_type<false>)
     .setInferShape(infer_shape<false>);
 
 REGISTER_OP(gluon_classics_conv_pool_maps)
-    .setCreateOpState(create_state<Keeping<maps_forward, maps_backward>>, "cpu")
-    .setParseAttrs(parse_attrs)
-    .setInferType(infer_type)
+    .setCreateOpState(create_state<true, Keeping<maps_forward, maps_backward>>, "cpu")
+    .setParseAttrs(parse_attrs<true>)
+    .setInferType(infer_type<true>)
     .setInferShape(infer_shape<true>);
 
 MXReturnValue initialize(int version) {
