@@ -358,3 +358,11 @@ def test_gradients_follow_the_inputs_the_backward_sees(name):
         fresh = grads(x_.copy(), w_.copy())
         assert all(np.array_equal(g, f) for g, f in zip(got, fresh))
         assert not np.array_equal(got[1], stale[1])  # the change mattered
+
+
+def test_a_block_past_our_operators_limits_keeps_mxnets():
+    """Pooling over 36 maps' columns is past conv_pool_maps's 32 (it would refuse it)."""
+    net, X, y = _built(_two_blocks(160, kernel=1, q=36))
+    fast = fast_objective(net, [mx.cpu()])
+    assert [op['op'] for op in fast.graph()._ops][:2] == [FIRST_BLOCK, 'conv']
+    _assert_same(fast, net, X, y)

@@ -172,7 +172,8 @@ def _fused_block(conv, pool, first):
     ck, pk = conv._kwargs, pool._kwargs
     q = pk['kernel'][0]
     if (kh != kw or kh > kernels.MAX_KERNEL or ck['stride'] != (1, 1)
-            or ck['pad'][0] != ck['pad'][1] or conv.bias is None
+            or ck['pad'][0] != ck['pad'][1] or ck['pad'][0] > kernels.MAX_PAD
+            or q > kernels.MAX_POOL or max(out, cin) > kernels.MAX_CHANNELS or conv.bias is None
             or _act_type(conv) not in ('sigmoid', 'relu', None)
             or any(p.grad_req != 'write' for p in (conv.weight, conv.bias))
             or pk['global_pool'] or pk['pooling_convention'] != 'valid'
