@@ -42,6 +42,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import DEFAULT_DATA_DIR, emit, read_fashion_mnist  # noqa: E402
 
+MARK = 'PROFILE_LAYER '  # profile_alexnet.py's marker
+
 def alexnet_torch(nn):
     """The d2l AlexNet (see the module docstring), as one nn.Sequential."""
     return nn.Sequential(
@@ -139,11 +141,14 @@ def train_steps(torch, nn, args):
          torch_version=torch.__version__, threads=torch.get_num_threads())
 
 
-def _time_layer(forward, params, x, dy, reps):
+def _time_layer(forward, params, x, dy, reps, mark=None):
     """Median ms of ``forward(x)`` and of its backward (gradients of ``params`` and, where
-    it asks for one, of ``x``)."""
+    it asks for one, of ``x``). ``mark``: print it before the last run, and an empty mark
+    after it (profile_alexnet.py ``--impl`` reads oneDNN's verbose lines between)."""
     fwd, bwd = [], []
     for rep in range(reps + 2):  # two untimed warm-ups
+        if mark and rep == reps + 1:
+            print(MARK + mark, flush=True)
         for p in params:
             p.grad = None  # zero_grad(set_to_none=True), as in the training step
         if x.grad is not None:
@@ -156,6 +161,8 @@ def _time_layer(forward, params, x, dy, reps):
         if rep >= 2:
             fwd.append(t1 - t0)
             bwd.append(t2 - t1)
+    if mark:
+        print(MARK, flush=True)
     return 1e3 * statistics.median(fwd), 1e3 * statistics.median(bwd)
 
 
@@ -181,18 +188,22 @@ def profile_layers(torch, nn, args):
         with torch.no_grad():
             y = _chain(modules)(x)
         params = [p for m in modules for p in m.parameters()]
-        fwd, bwd = _time_layer(_chain(modules), params, x, torch.randn(y.shape), reps)
+        fwd, bwd = _time_layer(_chain(modules), params, x, torch.randn(y.shape), reps,
+                               name if args.impl else None)
         rows.append(dict(name=name, shape=list(y.shape), fwd_ms=fwd, bwd_ms=bwd))
         x_shape = tuple(y.shape)
     loss = nn.CrossEntropyLoss()
     logits = torch.randn((b, 10), requires_grad=True)
     labels = torch.randint(0, 10, (b,))
-    fwd, bwd = _time_layer(lambda z: loss(z, labels), [], logits, torch.ones(()), reps)
+    fwd, bwd = _time_layer(lambda z: loss(z, labels), [], logits, torch.ones(()), reps,
+                           'loss' if args.impl else None)
     rows.append(dict(name='loss', shape=[], fwd_ms=fwd, bwd_ms=bwd))
     optimizer = torch.optim.SGD(net.parameters(), lr=args.lr)
     X, y = torch.rand((b, 1, size, size)), torch.randint(0, 10, (b,))
     step_ms, update_ms = [], []
     for rep in range(reps + 2):
+        if args.impl and rep == reps + 1:
+            print(MARK + 'whole step', flush=True)
         t0 = time.perf_counter()
         optimizer.zero_grad()
         loss(net(X), y).backward()
@@ -202,6 +213,8 @@ def profile_layers(torch, nn, args):
         if rep >= 2:
             step_ms.append(1e3 * (t2 - t0))
             update_ms.append(1e3 * (t2 - t1))
+    if args.impl:
+        print(MARK, flush=True)
     rows.append(dict(name='sgd update', shape=[], fwd_ms=0.0,
                      bwd_ms=statistics.median(update_ms)))
     emit(kind='layers', framework=f'torch {torch.__version__}', rows=rows,
@@ -220,6 +233,8 @@ def main(argv=None):
                     help='torch.set_num_threads (default: $OMP_NUM_THREADS, else 2)')
     ap.add_argument('--bf16', action='store_true', help='under bfloat16 autocast')
     ap.add_argument('--layers', type=int, metavar='K', help='per-layer times, K repeats')
+    ap.add_argument('--impl', action='store_true',
+                    help='with --layers: mark each layer\'s last run (oneDNN verbose pass)')
     args = ap.parse_args(argv)
     try:
         import torch
