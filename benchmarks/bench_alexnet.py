@@ -50,7 +50,8 @@ what ours's dense layers run) and, where PyTorch is installed, ``torch.matmul``
 (MKL). ``mx.nd.dot`` is not a peak: it ran at 49 GFLOP/s where torch.matmul ran
 290 on one Xeon. Rows in bfloat16 are set against the same GEMMs in bfloat16. A
 step above 100% of its peak is printed as measured with a line naming the peak's
-source: the peak was then sampled on a busier CPU than the step.
+source: the GEMM samples met a busier CPU than the step, or no sampled GEMM reaches the
+hardware; either way the column is not to be quoted until that is found.
 
 The last line: every peer's ratio to d2l, bf16's to ours, and
 ``ours_vs_torch_fp32=X.XX`` (ours / torch examples/s) and ``ours_vs_torch_bf16=X.XX``
@@ -276,7 +277,8 @@ def report(args, peers, results, peaks, flops, threads, load):
         if peak and gflops > peak:  # printed as measured, never clamped
             warnings.append(f'NOTE: {peer} ran {gflops:.1f} GFLOP/s, above the {peak:.1f} of its '
                             f'peak ({source}): the GEMM samples met a busier CPU than the '
-                            f'steps; rerun on an idle machine before quoting that column')
+                            f'steps, or no sampled GEMM reaches this CPU; find which before '
+                            f'quoting that column')
         rows.append([PEERS[peer], f'{min(times):.2f} / {sorted(times)[len(times) // 2]:.2f}',
                      f'{rate:.1f}', f'{gflops:.1f}', f'{100 * gflops / peak:.0f}%' if peak
                      else 'n/a'])
