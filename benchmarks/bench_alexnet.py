@@ -1,7 +1,8 @@
-"""AlexNet (d2l, 1x224x224) training-step speed on a CPU: d2l's pipeline vs gluon_classics's.
+"""AlexNet (d2l, 1x224x224) training-step speed on a CPU: d2l's, gluon_classics's and PyTorch's.
 
     python benchmarks/bench_alexnet.py [--data-dir DIR] [--steps 3] [--batch-size 128]
-                                       [--resize 224] [--threads N] [--peers d2l,ours,bf16]
+                                       [--resize 224] [--threads N]
+                                       [--peers d2l,ours,bf16,torch,torch_bf16]
 
   d2l   the book's pipeline: d2l_reference.py's ``load_data_fashion_mnist(batch_size,
         resize=224)`` (the book's per-image ``Resize`` + ``ToTensor`` in a 4-worker
@@ -19,26 +20,46 @@
         avx512_bf16 kernels, float32 weights cast in the graph, dropout and the loss
         in float32, float32 gradients and update. Opt-in: bfloat16 rounding changes
         the function. Shown only on CPUs with avx512_bf16.
+  torch eager PyTorch (torch_alexnet.py, ``torch.set_num_threads(--threads)``): the same
+        network, init, loss and SGD; the same batches, taken from a uint8 tensor in
+        memory with ``index_select`` + ``float() / 255`` + one batched bilinear
+        ``F.interpolate`` per batch (ours's ``take`` + cast + resize), then
+        ``zero_grad``, forward, loss, backward, ``optimizer.step()`` and the loss sum
+        and correct count added to tensors. Left out, in one line, without PyTorch
+        (never a dependency of gluon_classics: ``pip install torch==2.13.0``).
+  torch_bf16  the same under ``torch.autocast('cpu', dtype=torch.bfloat16)``; shown
+        only on CPUs with avx512_bf16 or AMX.
 
-All: ``alexnet(variant='d2l')``, Xavier init, SGD lr 0.01, one warm-up step, then
-``--steps`` timed steps. A step's time runs from asking the loader for the batch
-until the SGD update of every parameter is done (``wait_to_read`` on each), so
-loading, resizing, forward, backward and update are all inside, for every peer.
-(The book's ``float()`` calls wait only for the forward pass; its own Timer lets
-the backward pass and the update run on into the next step.) Each peer runs in
-its own process, in the order given.
+All: ``alexnet(variant='d2l')`` (PyTorch's layer shapes and parameter count are checked
+against it), Xavier init, SGD lr 0.01, one warm-up step, then ``--steps`` timed steps.
+A step's time runs from asking the loader for the batch until the SGD update of every
+parameter is done (``wait_to_read`` on each; eager PyTorch is done when its calls
+return), so loading, resizing, forward, backward and update are all inside, for every
+peer. (The book's ``float()`` calls wait only for the forward pass; its own Timer lets
+the backward pass and the update run on into the next step.) Each peer runs in its
+own process, in the order given.
 
 Achieved GFLOP/s = examples/s x training FLOPs per image, where the training
 FLOPs are 3x the forward multiply-adds x 2 of the convolution and dense layers
 (forward, gradient of the input, gradient of the weights; the first conv has no
 input gradient, so 2x), pooling, activations, loss and update left out. The
-peak is the best of a few ``mx.nd.dot`` of two 2048x2048 float32 matrices in the
-same process settings, sampled before, between and after the peers (the CPU may
-be shared: the best sample is used; a busy CPU during all samples inflates the
-percentages). bf16 peaks are about twice float32's on CPUs that have them.
+peak is the best GEMM this CPU was seen to run, each sampled in its own process
+before, between and after the peers (the CPU may be shared: the best sample is
+used): ``mx.nd.FullyConnected`` on 2048x2048 float32 matrices (oneDNN's sgemm,
+what ours's dense layers run) and, where PyTorch is installed, ``torch.matmul``
+(MKL). ``mx.nd.dot`` is not a peak: it ran at 49 GFLOP/s where torch.matmul ran
+290 on one Xeon. Rows in bfloat16 are set against the same GEMMs in bfloat16. A
+step above 100% of its peak is printed as measured with a line naming the peak's
+source: the GEMM samples met a busier CPU than the step, or no sampled GEMM reaches the
+hardware; either way the column is not to be quoted until that is found.
+
+The last line: every peer's ratio to d2l, bf16's to ours, and
+``ours_vs_torch_fp32=X.XX`` (ours / torch examples/s) and ``ours_vs_torch_bf16=X.XX``
+(bf16 / torch_bf16), each only where both peers ran.
 """
 import argparse
 import datetime
+import importlib.util
 import os
 import sys
 import time
@@ -48,6 +69,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
 from _common import DEFAULT_DATA_DIR, emit, format_table, run_peer  # noqa: E402
+from gemm_peak import Peaks, sample  # noqa: E402
 from gluon_classics import alexnet, mx  # noqa: E402  (the import guard first)
 from gluon_classics.utils.devices import cpu_info  # noqa: E402
 from gluon_classics.model_zoo import leaves  # noqa: E402
@@ -56,7 +78,12 @@ from mxnet.gluon import nn  # noqa: E402
 
 PEERS = {'d2l': "d2l: the book's per-image Resize DataLoader + step",
          'ours': 'gluon_classics: batched resize + one static graph',
-         'bf16': 'gluon_classics graph in bfloat16 (train --dtype bfloat16)'}
+         'bf16': 'gluon_classics graph in bfloat16 (train --dtype bfloat16)',
+         'torch': 'eager PyTorch float32, batched resize',
+         'torch_bf16': 'eager PyTorch, bfloat16 autocast'}
+TORCH_PEERS = ('torch', 'torch_bf16')
+BF16_PEERS = ('bf16', 'torch_bf16')
+TORCH_SCRIPT = os.path.join(HERE, 'torch_alexnet.py')
 ISA = ('avx', 'avx2', 'fma', 'avx512f', 'avx512bw', 'avx512vl', 'avx512_vnni', 'avx512_bf16',
        'amx_tile', 'amx_bf16')
 
@@ -68,12 +95,26 @@ def cpu_description():
     return model, cpus, isa, flags
 
 
-def training_flops(net, image_shape):
-    """Training FLOPs per image of the conv and dense layers (see module docstring)."""
+def bf16_missing(peer, flags):
+    """Why ``peer`` cannot run in bfloat16 on a CPU with ``flags``, or None."""
+    if peer == 'bf16' and 'avx512_bf16' not in flags:
+        return 'no avx512_bf16 (MXNet\'s oneDNN has bfloat16 kernels only there)'
+    if peer == 'torch_bf16' and not {'avx512_bf16', 'amx_bf16'} & set(flags):
+        return 'neither avx512_bf16 nor AMX'
+    return None
+
+
+def layer_table(image_shape):
+    """Training FLOPs per image of the conv and dense layers (see the module docstring),
+    the output shape at batch 1 of each of ``alexnet('d2l')``'s layers, and its parameter
+    count."""
+    net = alexnet(variant='d2l')
+    net.initialize(init.Xavier())
     x = nd.zeros((1,) + tuple(image_shape))
-    total, first = 0.0, True
+    total, first, shapes = 0.0, True, []
     for layer in leaves(net):
         x = layer(x)
+        shapes.append(list(x.shape))
         if isinstance(layer, (nn.Conv2D, nn.Dense)):
             w = layer.weight.shape
             per_output = 1
@@ -83,20 +124,8 @@ def training_flops(net, image_shape):
             fwd = 2.0 * per_output * outputs
             total += fwd * (2 if first else 3)
             first = False
-    return total
-
-
-def sgemm_peak(n=2048, repeats=10):
-    """Best GFLOP/s of ``mx.nd.dot`` on two n x n float32 matrices."""
-    a = mx.nd.random.uniform(shape=(n, n))
-    b = mx.nd.random.uniform(shape=(n, n))
-    mx.nd.dot(a, b).wait_to_read()
-    best = float('inf')
-    for _ in range(repeats):
-        t = time.perf_counter()
-        mx.nd.dot(a, b).wait_to_read()
-        best = min(best, time.perf_counter() - t)
-    return 2.0 * n ** 3 / best / 1e9
+    params = sum(p.data().size for p in net.collect_params().values())
+    return total, shapes, params
 
 
 def _wait_for_update(net):
@@ -171,16 +200,11 @@ def child_ours(args, bf16=False):
         _wait_for_update(net)
         times.append(time.perf_counter() - t)
         _report(peer, step, times[-1])
-    flops = training_flops(net, (1, args.resize, args.resize))
     emit(kind='steps', peer=peer, times=times[1:], batch_size=args.batch_size,
-         flops_per_image=flops, loss=loss_sum.asscalar() / (1 + args.steps) / args.batch_size)
+         loss=loss_sum.asscalar() / (1 + args.steps) / args.batch_size)
 
 
-def child_gemm(args):
-    emit(kind='gemm', gflops=sgemm_peak())
-
-
-def main(argv=None):
+def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--data-dir', default=DEFAULT_DATA_DIR)
     ap.add_argument('--steps', type=int, default=3, help='timed steps per peer (after 1 warm-up)')
@@ -188,78 +212,149 @@ def main(argv=None):
     ap.add_argument('--resize', type=int, default=224)
     ap.add_argument('--lr', type=float, default=0.01)
     ap.add_argument('--threads', type=int, default=None,
-                    help='OMP_NUM_THREADS of every process (default: $OMP_NUM_THREADS, else 2)')
-    ap.add_argument('--peers', default='d2l,ours,bf16',
-                    help='comma-separated, run in this order (default d2l,ours,bf16; bf16 is '
-                         'left out on CPUs without avx512_bf16)')
+                    help='OMP_NUM_THREADS of every process and torch.set_num_threads '
+                         '(default: $OMP_NUM_THREADS, else 2)')
+    ap.add_argument('--peers', default='d2l,ours,bf16,torch,torch_bf16',
+                    help='comma-separated, run in this order (default d2l,ours,bf16,torch,'
+                         'torch_bf16; the bf16 ones are left out on CPUs without bfloat16 '
+                         'instructions, the torch ones without PyTorch)')
     ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--child', choices=('d2l', 'ours', 'bf16', 'gemm'), help=argparse.SUPPRESS)
+    ap.add_argument('--child', choices=('d2l', 'ours', 'bf16'), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.data_dir = os.path.abspath(os.path.expanduser(args.data_dir))
-    if args.child:
-        return {'d2l': child_d2l, 'ours': child_ours, 'bf16': lambda a: child_ours(a, bf16=True),
-                'gemm': child_gemm}[args.child](args)
+    return ap, args
 
-    model, cpus, isa, flags = cpu_description()
+
+def select_peers(ap, args, flags, have_torch):
+    """The peers asked for, less those this CPU or this environment cannot run (one line
+    each)."""
     peers = [p.strip() for p in args.peers.split(',') if p.strip()]
     unknown = [p for p in peers if p not in PEERS]
     if unknown or not peers:
         ap.error(f'unknown peer(s) {", ".join(unknown) or "(none given)"}: '
                  f'choose from {", ".join(PEERS)}')
-    if 'bf16' in peers and 'avx512_bf16' not in flags:
-        print('bench_alexnet: this CPU has no avx512_bf16: leaving out the bf16 peer')
-        peers.remove('bf16')
-    threads = str(args.threads or os.environ.get('OMP_NUM_THREADS') or 2)
-    env = {'OMP_NUM_THREADS': threads}
-    base = [os.path.abspath(__file__), '--data-dir', args.data_dir, '--steps', str(args.steps),
-            '--batch-size', str(args.batch_size), '--resize', str(args.resize),
-            '--lr', str(args.lr), '--seed', str(args.seed)]
+    for peer in [p for p in peers if p in BF16_PEERS]:
+        why = bf16_missing(peer, flags)
+        if why:
+            print(f'bench_alexnet: this CPU has {why}: leaving out the {peer} peer')
+            peers.remove(peer)
+    torch_peers = [p for p in peers if p in TORCH_PEERS]
+    if torch_peers and not have_torch:
+        them = 'them' if len(torch_peers) > 1 else 'it'
+        print(f'bench_alexnet: PyTorch is not installed: leaving out {", ".join(torch_peers)} '
+              f'(pip install torch==2.13.0 to include {them}; never a dependency of '
+              f'gluon_classics)')
+        peers = [p for p in peers if p not in TORCH_PEERS]
+    return peers
 
-    def load():
-        return ' '.join(open('/proc/loadavg').read().split()[:3]) \
-            if os.path.exists('/proc/loadavg') else 'n/a'
-    onednn = 'oneDNN' if mx.runtime.Features().is_enabled('MKLDNN') else 'no oneDNN'
-    print(f'bench_alexnet {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC\n'
-          f'CPU: {model}, {cpus} logical CPUs; ISA: {isa}\n'
-          f'MXNet {mx.__version__} ({onednn}), OMP_NUM_THREADS={threads}, '
-          f'load average {load()}\n'
-          f'AlexNet (d2l) at {args.resize}, batch {args.batch_size}, 1 warm-up + {args.steps} '
-          f'timed steps per peer: {", ".join(peers)}', flush=True)
-    start = time.time()
-    peaks = [run_peer(base + ['--child', 'gemm'], env=env)[0]['gflops']]
-    results = {}
-    for peer in peers:
-        print(f'--- {peer}', flush=True)
-        results[peer] = next(r for r in run_peer(base + ['--child', peer], env=env)
-                             if r['kind'] == 'steps')
-        # The CPU may be shared: the peak is sampled before, between and after the peers.
-        peaks.append(run_peer(base + ['--child', 'gemm'], env=env)[0]['gflops'])
-    peak = max(peaks)
-    flops = next((r['flops_per_image'] for r in results.values() if 'flops_per_image' in r),
-                 None)
-    if flops is None:  # d2l alone: count in this process
-        net = alexnet()
-        net.initialize(init.Xavier())
-        flops = training_flops(net, (1, args.resize, args.resize))
-    rows, rates = [], {}
+
+def peer_argv(peer, args, threads):
+    common = ['--data-dir', args.data_dir, '--steps', str(args.steps),
+              '--batch-size', str(args.batch_size), '--resize', str(args.resize),
+              '--lr', str(args.lr), '--seed', str(args.seed)]
+    if peer in TORCH_PEERS:
+        return [TORCH_SCRIPT, '--threads', threads] + common + \
+            (['--bf16'] if peer == 'torch_bf16' else [])
+    return [os.path.abspath(__file__), '--child', peer] + common
+
+
+def check_torch_net(peer, record, shapes, params):
+    """Stop if PyTorch's network is not gluon_classics's alexnet('d2l')."""
+    theirs = [shape for _, shape in record['shapes']]
+    if theirs != shapes or record['parameters'] != params:
+        sys.exit(f'bench_alexnet: the {peer} peer\'s network is not alexnet(\'d2l\'): layer '
+                 f'shapes {theirs} and {record["parameters"]} parameters against {shapes} and '
+                 f'{params}; fix alexnet_torch in torch_alexnet.py')
+
+
+def report(args, peers, results, peaks, flops, threads, load):
+    rows, rates, warnings = [], {}, []
     for peer in peers:
         times = results[peer]['times']
         rates[peer] = rate = args.batch_size * len(times) / sum(times)
         gflops = rate * flops / 1e9
+        peak, source = peaks.best('bfloat16' if peer in BF16_PEERS else 'float32')
+        if peak and gflops > peak:  # printed as measured, never clamped
+            warnings.append(f'NOTE: {peer} ran {gflops:.1f} GFLOP/s, above the {peak:.1f} of its '
+                            f'peak ({source}): the GEMM samples met a busier CPU than the '
+                            f'steps, or no sampled GEMM reaches this CPU; find which before '
+                            f'quoting that column')
         rows.append([PEERS[peer], f'{min(times):.2f} / {sorted(times)[len(times) // 2]:.2f}',
-                     f'{rate:.1f}', f'{gflops:.1f}', f'{100 * gflops / peak:.0f}%'])
-    print()
-    print(f'training FLOPs per image (conv + dense): {flops / 1e9:.2f} GFLOP; float32 GEMM peak '
-          f'(mx.nd.dot 2048^2, {threads} threads, best of '
-          f'{" / ".join(f"{p:.1f}" for p in peaks)} sampled before/between/after): '
-          f'{peak:.1f} GFLOP/s; load average now {load()}')
+                     f'{rate:.1f}', f'{gflops:.1f}', f'{100 * gflops / peak:.0f}%' if peak
+                     else 'n/a'])
+    print(f'\ntraining FLOPs per image (conv + dense): {flops / 1e9:.2f} GFLOP; '
+          f'{threads} threads; load average now {load()}')
+    for dtype in ['float32'] + (['bfloat16'] if set(peers) & set(BF16_PEERS) else []):
+        print(peaks.describe(dtype))
     print(format_table(rows, ['pipeline', 'step s (min / median)', 'examples/s', 'GFLOP/s',
-                              'of fp32 peak']))
+                              'of GEMM peak']))
+    for line in warnings:
+        print(line)
     ratios = [f'{p} vs d2l: {rates[p] / rates["d2l"]:.2f}x' for p in peers
               if p != 'd2l' and 'd2l' in rates]
     if 'bf16' in rates and 'ours' in rates:
         ratios.append(f'bf16 vs ours: {rates["bf16"] / rates["ours"]:.2f}x')
-    print(f'{"  ".join(ratios)}  (total {time.time() - start:.0f} s)')
+    if 'ours' in rates and 'torch' in rates:
+        ratios.append(f'ours_vs_torch_fp32={rates["ours"] / rates["torch"]:.2f}')
+    if 'bf16' in rates and 'torch_bf16' in rates:
+        ratios.append(f'ours_vs_torch_bf16={rates["bf16"] / rates["torch_bf16"]:.2f}')
+    return '  '.join(ratios)
+
+
+def torch_installed():
+    """Whether PyTorch can be found, without importing it (its OpenMP is not MXNet's)."""
+    try:
+        return importlib.util.find_spec('torch') is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _load():
+    return ' '.join(open('/proc/loadavg').read().split()[:3]) \
+        if os.path.exists('/proc/loadavg') else 'n/a'
+
+
+def main(argv=None):
+    ap, args = parse_args(argv)
+    if args.child:
+        return {'d2l': child_d2l, 'ours': child_ours,
+                'bf16': lambda a: child_ours(a, bf16=True)}[args.child](args)
+
+    model, cpus, isa, flags = cpu_description()
+    have_torch = torch_installed()
+    peers = select_peers(ap, args, flags, have_torch)
+    threads = str(args.threads or os.environ.get('OMP_NUM_THREADS') or 2)
+    onednn = 'oneDNN' if mx.runtime.Features().is_enabled('MKLDNN') else 'no oneDNN'
+    print(f'bench_alexnet {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC\n'
+          f'CPU: {model}, {cpus} logical CPUs; ISA: {isa}\n'
+          f'MXNet {mx.__version__} ({onednn}), PyTorch '
+          f'{"installed" if have_torch else "not installed"}, OMP_NUM_THREADS={threads}, '
+          f'load average {_load()}\n'
+          f'AlexNet (d2l) at {args.resize}, batch {args.batch_size}, 1 warm-up + {args.steps} '
+          f'timed steps per peer: {", ".join(peers) or "(none left)"}', flush=True)
+    if not peers:
+        return 1
+    start = time.time()
+    flops, shapes, params = layer_table((1, args.resize, args.resize))
+    dtypes = ['float32'] + (['bfloat16'] if set(peers) & set(BF16_PEERS) else [])
+    frameworks = ['mxnet', 'torch'] if have_torch else ['mxnet']
+    peaks = Peaks()
+    sample(peaks, dtypes, threads, frameworks)
+    results = {}
+    for peer in peers:
+        print(f'--- {peer}', flush=True)
+        records = run_peer(peer_argv(peer, args, threads), env={'OMP_NUM_THREADS': threads})
+        steps = [r for r in records if r['kind'] == 'steps']
+        if not steps:  # the child said why in its line (torch missing, say)
+            continue
+        results[peer] = steps[0]
+        if peer in TORCH_PEERS:
+            check_torch_net(peer, results[peer], shapes, params)
+        # The CPU may be shared: the peaks are sampled before, between and after the peers.
+        sample(peaks, dtypes, threads, frameworks)
+    last = report(args, [p for p in peers if p in results], results, peaks, flops, threads,
+                  _load)
+    print('  '.join(filter(None, [last, f'(total {time.time() - start:.0f} s)'])))
     return 0
 
 
