@@ -32,8 +32,8 @@ def _load():
         check_call(_LIB.MXLoadLib(c_str(path), mx_uint(0)))
         for name in OPERATORS.values():
             _register(name)
-    except mx.base.MXNetError as e:
-        return None, f'off: MXNet cannot load {path} ({str(e).strip().splitlines()[0]}); ' \
+    except mx.base.MXNetError as e:  # a file from before builds were proven in a child
+        return None, f'off: MXNet cannot load {path} ({build.message_line(str(e))}); ' \
                      f'remove it to rebuild'
     return path, f'on ({path})'
 
