@@ -3,7 +3,8 @@ import json
 import os
 import sys
 
-from gluon_classics.experiments.ablation_plots import plot_curves, plot_ranking, redraw
+from gluon_classics.experiments.ablation import RESULT_FILES
+from gluon_classics.experiments.ablation_plots import FIGURES, plot_curves, plot_ranking, redraw
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG = b'\x89PNG\r\n\x1a\n'
@@ -49,6 +50,7 @@ def test_the_committed_ablation_figures_redraw(tmp_path):
     (tmp_path / 'results.json').write_bytes(
         open(os.path.join(ROOT, 'docs', 'ablation', 'results.json'), 'rb').read())
     redraw(str(tmp_path))
+    assert RESULT_FILES[-len(FIGURES):] == FIGURES  # what ablate checks before training
     for name in ('ranking.png', 'curves.png'):
         assert (tmp_path / name).read_bytes()[:8] == PNG
         assert open(os.path.join(ROOT, 'docs', 'ablation', name), 'rb').read(8) == PNG

@@ -18,7 +18,6 @@ from ..data import load_data
 from ..model_zoo import LENET_VARIANTS, count_parameters, model_for_data, recipe
 from ..training import TrainingDiverged, fit
 from ..utils.outputs import check_output_dir, write_text
-from .ablation_plots import FIGURES, plot_curves, plot_ranking
 
 __all__ = ['ABLATIONS', 'ABLATION_LR', 'ablate', 'lenet_options', 'results_table']
 
@@ -51,7 +50,8 @@ ABLATION_LR = {'relu-lr0.1': 0.1, 'relu+max-lr0.1': 0.1}
 # The names these tables had before; model variants are ``model_zoo.VARIANTS``.
 VARIANTS, VARIANT_LR = ABLATIONS, ABLATION_LR
 
-RESULT_FILES = ('results.md', 'results.json') + FIGURES
+# the last two: ablation_plots.FIGURES (imported on use: `python -m` runs that module)
+RESULT_FILES = ('results.md', 'results.json', 'ranking.png', 'curves.png')
 
 _RESERVED = ('model_kwargs', 'seed', 'checkpoint', 'resume', 'callbacks')
 
@@ -146,6 +146,7 @@ def results_table(results, config=None):
 
 
 def _write(out, results, config):
+    from .ablation_plots import plot_curves, plot_ranking
     write_text(os.path.join(out, 'results.md'), results_table(results, config))
     write_text(os.path.join(out, 'results.json'),
                json.dumps(_jsonable({'config': config, 'results': results}), indent=1) + '\n')
