@@ -163,3 +163,16 @@ def test_wheel_ships_license_version_and_kernel_source(tmp_path):
     assert 'gluon_classics/accel/conv_pool.cc' in names
     assert 'Requires-Python: <3.12,>=3.8' in metadata
     assert 'Requires-Dist: mxnet==1.9.1; extra == "cpu"' in metadata
+
+
+def test_ci_runs_readmes_install_and_test_commands():
+    with open(os.path.join(ROOT, 'README.md')) as f:
+        readme = f.read()
+    section = readme[readme.index('## Install, run, test'):readme.index('### GPU install')]
+    commands = [line.strip() for line in section.splitlines() if line.startswith('    ')]
+    install = next(c for c in commands if c.startswith('pip install '))
+    test = next(c for c in commands if 'python -m pytest' in c)
+    with open(os.path.join(ROOT, '.ci', 'run')) as f:
+        ci = [line.strip() for line in f]
+    assert install == 'pip install --no-deps . && pip install -r requirements.txt'
+    assert install in ci and test in ci, (install, test)
