@@ -28,6 +28,7 @@ KERNEL = 'python3'
 PUBLISHED = os.path.join(os.path.dirname(HERE), 'docs', 'notebooks')
 BANNER = 'published-banner'  # the tag of the cell --publish puts first
 CELL_TIMEOUT = 300  # seconds per cell; the slowest cell takes well under a minute at SMALL
+FULL_CELL_TIMEOUT = 2 * 3600  # in full the small AlexNet's training is one cell: 10+ minutes
 
 # Small enough for CI on two CPU cores, large enough that every section runs.
 SMALL = {
@@ -127,7 +128,8 @@ def main(argv=None):
             params['DATA_DIR'] = os.path.abspath(args.data_dir)  # the kernel runs elsewhere
         os.makedirs(os.path.dirname(path), exist_ok=True)
         try:
-            nb = execute(name, params, os.path.dirname(path))
+            nb = execute(name, params, os.path.dirname(path),
+                         CELL_TIMEOUT if args.small else FULL_CELL_TIMEOUT)
         except CellExecutionError as err:
             parser.exit(1, f'run.py: {name} failed: {str(err).strip().splitlines()[-1]}\n')
         if args.publish:
