@@ -1,6 +1,7 @@
 """README's LeNet speed tables as one chart: examples/s per peer, per CPU class and code stage.
 
-    python benchmarks/speed_chart.py [--data docs/measurements/lenet_speed.json] [--out docs/speed.png]
+    python benchmarks/speed_chart.py [--data docs/measurements/lenet_speed.json]
+                                     [--out docs/speed.png]
 
 Reads the runs (min / median examples/s per peer, as README.md's Speed tables give
 them) and draws, per CPU class, code stage and thread count, a bar per peer at the

@@ -78,7 +78,8 @@ def banner(nb, name, small):
     cell = nbformat.v4.new_markdown_cell(
         f'*Executed by `python notebooks/run.py --publish` at {size} on '
         f'{datetime.date.today().isoformat()}: {model}, {cores} logical CPUs ({isa}), '
-        f'load average {load:.1f} at the start{busy}, Python {platform.python_version()}, MXNet {mxnet.__version__}; it ran '
+        f'load average {load:.1f} at the start{busy}, Python {platform.python_version()}, '
+        f'MXNet {mxnet.__version__}; it ran '
         f'{nb.metadata["execution_seconds"] / 60:.1f} minutes. The source, without outputs, '
         f'is [notebooks/{name}](../../notebooks/{name}).*')
     cell.metadata['tags'] = [BANNER]

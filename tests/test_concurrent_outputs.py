@@ -129,3 +129,23 @@ def test_a_live_writers_temporary_is_left_alone(tmp_path):
         assert (tmp_path / tmp).read_text() == 'png'
     finally:
         _kill(other)
+
+
+def test_a_forked_child_leaves_its_parents_claim_alone(tmp_path):
+    path = tmp_path / 'lenet.params'
+    claim_output(str(path), '--save')
+    child = os.fork()
+    if child == 0:  # what a DataLoader worker's exit runs, had it atexit handlers
+        release_outputs()
+        os._exit(0)
+    os.waitpid(child, 0)
+    assert (tmp_path / '.lenet.params.lock').exists()
+    other = subprocess.run([sys.executable, '-c', textwrap.dedent(f'''
+        import importlib.util, sys
+        spec = importlib.util.spec_from_file_location('outputs', {OUTPUTS_PY!r})
+        outputs = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(outputs)
+        outputs.write_text({str(path)!r}, 'other')
+    ''')], capture_output=True, text=True, timeout=60)
+    assert other.returncode != 0
+    assert f'another run is writing {path} (pid {os.getpid()})' in other.stderr

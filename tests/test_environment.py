@@ -84,7 +84,8 @@ def test_locks_agree_with_setup_cfg():
 
 def test_the_two_locks_differ_only_in_the_backend():
     cpu, gpu = (_read_lock(lock)[1] for lock in LOCKS)
-    assert set(cpu) ^ set(gpu) == {'mxnet', 'mxnet-cu112'} | {n for n in gpu if n.startswith('nvidia-')}
+    nvidia = {n for n in gpu if n.startswith('nvidia-')}
+    assert set(cpu) ^ set(gpu) == {'mxnet', 'mxnet-cu112'} | nvidia
     differ = {n: (cpu[n], gpu[n]) for n in set(cpu) & set(gpu) if cpu[n] != gpu[n]}
     assert not differ, f'the CPU and GPU locks pin different versions {differ}: {FIX}'
 

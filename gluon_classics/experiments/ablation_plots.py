@@ -123,7 +123,8 @@ def plot_curves(results, path, config=None):
                          label=f'{", ".join(stuck)} (chance level)' if r['name'] == stuck[0]
                          else None)
         else:
-            style = dict(color=colors[others % len(colors)], lw=1.8, marker='osv^DPX*<>h'[others % 11], label=r['name'])
+            style = dict(color=colors[others % len(colors)], lw=1.8,
+                         marker='osv^DPX*<>h'[others % 11], label=r['name'])
             others += 1
         ax.plot(x, [np.mean(v) for v in per_epoch], ms=5, **style)
         if len(r['runs']) > 1:

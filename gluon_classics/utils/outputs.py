@@ -179,6 +179,7 @@ def _remove_stale_temporaries(real):
 
 # real path -> lock fd, held by this process until release_outputs() or its exit
 _CLAIMS = {}
+_CLAIMER = os.getpid()  # a forked child shares the parent's locks: it must not remove them
 
 
 def claim_output(path, what=None):
@@ -188,16 +189,20 @@ def claim_output(path, what=None):
     or this process's exit (``kill -9`` included: the kernel drops the lock).
     Claiming a path this process holds again is a no-op. Returns the resolved path.
     """
+    global _CLAIMER
     real = check_output(path, what)
     if real not in _CLAIMS:
         os.makedirs(os.path.dirname(real), exist_ok=True)
-        _CLAIMS[real] = _lock(real, _label(path, what))
+        _CLAIMS[real], _CLAIMER = _lock(real, _label(path, what)), os.getpid()
     return real
 
 
 @atexit.register
 def release_outputs():
     """Release every path :func:`claim_output` holds (and remove their lock files)."""
+    if os.getpid() != _CLAIMER:  # a forked child: the locks are its parent's
+        _CLAIMS.clear()
+        return
     while _CLAIMS:
         _unlock(*_CLAIMS.popitem())
 
