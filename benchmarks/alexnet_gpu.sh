@@ -19,7 +19,7 @@ VENV=${VENV:-.venv-cu112}
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install -q -r requirements-cu112.txt
+"$VENV/bin/python" -m pip install -q --no-deps . && "$VENV/bin/python" -m pip install -q -r requirements-cu112.txt
 nvidia-smi -L || echo "alexnet_gpu.sh: nvidia-smi not found" >&2
 "$VENV/bin/python" -m gluon_classics doctor --data-dir "$DATA_DIR"
 # An explicit --ctx gpu:0 is one line and exit status 2 when GPU 0 is missing or unusable.

@@ -14,7 +14,7 @@ from .experiments import ablate, activation_stats, feature_maps
 from .utils.devices import try_all_gpus, try_gpu
 from .utils.plots import plot_history, show_images
 
-__version__ = '0.1.0'
+__version__ = '0.2.0'
 
 __all__ = ['lenet', 'alexnet', 'get_model', 'print_shapes', 'layer_shapes', 'count_parameters',
            'check_input_shape', 'try_gpu', 'try_all_gpus', 'load_data_fashion_mnist',

@@ -11,6 +11,7 @@ NVIDIA's ``nvidia-*-cu11`` wheels (``requirements-cu112.txt``) first, so no
 import importlib.util
 import os
 import re
+import sys
 
 from .utils.cuda import needed_libraries, preload
 
@@ -33,6 +34,11 @@ def _numpy_too_new(version):
 
 
 def _import_mxnet():
+    if sys.version_info[:2] >= (3, 12):  # before numpy, which would only say it is too new
+        raise BackendError(
+            f'gluon_classics: Python {sys.version_info[0]}.{sys.version_info[1]} is too new: '
+            f'mxnet 1.9.1 needs numpy<1.24, which has no build for Python 3.12+; use Python '
+            f'3.11 (README, "Install, run, test", says how to get it)')
     import numpy
     if _numpy_too_new(numpy.__version__):
         raise BackendError(

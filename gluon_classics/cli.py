@@ -28,8 +28,8 @@ from .training import (DTYPES, OPTIMIZERS, SCHEDULES, TrainingInterrupted, atomi
                        is_checkpoint, load_checkpoint, load_params, predict)
 from .training.distributed import connect
 from .utils.devices import DeviceError, loader_ctx, parse_ctx, resolve_ctx
-from .utils.outputs import (OutputError, check_output, check_output_dir, figure_format,
-                            write_text)
+from .utils.outputs import (OutputError, check_output, check_output_dir, claim_output,
+                            figure_format, write_text)
 from .utils.plots import plot_history, show_images
 
 __all__ = ['main', 'build_parser']
@@ -108,13 +108,14 @@ _OUTPUTS = (('save', '--save'), ('metrics', '--metrics'), ('plot', '--plot'))
 
 
 def _check_train_outputs(args, save, checkpoint):
-    """Every file train writes, checked before the data is read and the first epoch runs."""
+    """Every file train writes, checked before the data is read and the first epoch runs,
+    and held until this process ends: another run writing one of them is refused."""
     seen = {}
     for key, flag in _OUTPUTS + (('checkpoint', '--checkpoint'),):
         path = {'save': save, 'checkpoint': checkpoint}.get(key, getattr(args, key))
         if not path:
             continue
-        real = check_output(path, flag)
+        real = claim_output(path, flag)
         if key == 'plot':
             figure_format(path, flag)
         if real in seen:

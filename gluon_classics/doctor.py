@@ -10,8 +10,8 @@ import platform
 import sys
 
 from ._backend import PRELOADED, _numpy_too_new, mx
-from .data.fashion_mnist import FASHION_MNIST, IDX_FILES, default_root
-from .data.idx import find_file
+from .data.fashion_mnist import FASHION_MNIST, IDX_FILES, resolve_folder
+from .data.idx import IMAGES_MAGIC, LABELS_MAGIC, check_idx_file, find_file
 from .accel import bfloat16, build, kernels, resolve_mode
 from .utils import cuda, devices
 from .utils.devices import cpu_info
@@ -60,8 +60,17 @@ def _gpus(cuda_build):
 
 
 def _data(data_dir):
-    folder = os.path.expanduser(data_dir) if data_dir else default_root(FASHION_MNIST['name'])
-    return dict(folder=os.path.abspath(folder), files={f: find_file(folder, f) for f in IDX_FILES})
+    """The Fashion-MNIST folder the loader would read (the same two levels as ``train
+    --data-dir``), its files, and why any found is damaged (a cheap size check)."""
+    folder = os.path.abspath(resolve_folder(FASHION_MNIST['name'], data_dir)[0])
+    files = {f: find_file(folder, f) for f in IDX_FILES}
+    damaged = {}
+    for name, path in files.items():
+        reason = path and check_idx_file(path, IMAGES_MAGIC if '-images-' in name else
+                                         LABELS_MAGIC)
+        if reason:
+            damaged[name] = reason
+    return dict(folder=folder, files=files, damaged=damaged)
 
 
 def report(data_dir=None):
@@ -123,6 +132,9 @@ def _hints(facts, cuda_build):
                      f"{facts['fashion_mnist']['folder']}: they are downloaded on first use; "
                      f"offline, put them there, or point GLUON_CLASSICS_DATA or --data-dir at "
                      f"them")
+    for name, reason in facts['fashion_mnist']['damaged'].items():
+        hints.append(f"Fashion-MNIST: {facts['fashion_mnist']['files'][name]}: {reason}: "
+                     f"replace it with a whole copy")
     if facts['cpu_kernels'] == build.NO_COMPILER:
         hints.append("no C++ compiler: LeNet's conv blocks train on MXNet's operators "
                      "(same numbers, slower); install g++ for our kernels")
@@ -176,6 +188,8 @@ def format_report(facts):
         lines.append(f"loaded from the nvidia-* wheels: {len(facts['preloaded'])} libraries")
     data = facts['fashion_mnist']
     found = sum(p is not None for p in data['files'].values())
-    lines.append(f"fashion-mnist: {data['folder']} ({found} of {len(data['files'])} files there)")
+    damaged = f", {len(data['damaged'])} damaged" if data['damaged'] else ''
+    lines.append(f"fashion-mnist: {data['folder']} ({found} of {len(data['files'])} files there"
+                 f"{damaged})")
     lines += [f'hint: {h}' for h in facts['hints']]
     return lines

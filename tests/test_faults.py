@@ -6,6 +6,7 @@ where a real signal is needed.
 """
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -175,11 +176,11 @@ def test_a_late_write_failure_says_where_the_weights_are(tmp_path, capsys, fashi
 
     def disk_full(self, filename, *args, **kwargs):
         raise OSError(28, 'No space left on device')
-    # the checkpoint is written from bytes through its own temporary file; --save is not
+    # only --save's temporary fails (the checkpoint's is .lenet.params.ckpt.XXXXXXXX.tmp)
     real_save = mx.gluon.Block.save_parameters
     monkeypatch.setattr(mx.gluon.Block, 'save_parameters', lambda self, f, *a, **k: (
-        disk_full(self, f) if os.path.basename(f).startswith('.lenet.params.') else
-        real_save(self, f, *a, **k)))
+        disk_full(self, f) if re.fullmatch(r'\.lenet\.params\.\w{8}\.tmp', os.path.basename(f))
+        else real_save(self, f, *a, **k)))
     status, _, err = _main(capsys, 'train', 'lenet', *TINY, '--save', 'lenet.params',
                            '--data-dir', fashion_mnist_dir)
     _one_line_error(status, err, 'could not write --save lenet.params: No space left on device',

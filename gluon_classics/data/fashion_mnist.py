@@ -17,7 +17,8 @@ from .idx import find_file, read_idx_pair
 from .loader import ArrayLoader
 
 __all__ = ['load_data_fashion_mnist', 'load_data_mnist', 'get_fashion_mnist_labels',
-           'read_mnist_folder', 'default_root', 'data_folder', 'FASHION_MNIST', 'MNIST',
+           'read_mnist_folder', 'default_root', 'data_folder', 'resolve_folder',
+           'FASHION_MNIST', 'MNIST',
            'FASHION_MNIST_TEXT_LABELS', 'MNIST_TEXT_LABELS', 'IDX_FILES']
 
 FASHION_MNIST_TEXT_LABELS = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat',
@@ -80,6 +81,17 @@ def default_root(name):
     return os.path.join(mx.base.data_dir(), 'datasets', name)
 
 
+def resolve_folder(name, root=None):
+    """The folder a dataset's files are read from, given ``root`` (``--data-dir``).
+
+    ``root``, else ``$GLUON_CLASSICS_DATA``, each as the folder or its parent
+    (:func:`data_folder`); else Gluon's cache. Returns ``(folder, base)``, ``base``
+    being the user's choice (None for the cache, the one folder ever created).
+    """
+    base = root or os.environ.get('GLUON_CLASSICS_DATA')
+    return (data_folder(base, name) if base else default_root(name)), base
+
+
 def read_mnist_folder(spec, root=None, mirrors=None, progress=True):
     """Decode the four IDX files of an MNIST-like dataset, downloading missing ones.
 
@@ -101,8 +113,7 @@ def read_mnist_folder(spec, root=None, mirrors=None, progress=True):
     (train_images, train_labels), (test_images, test_labels)
         uint8 ``(N, 1, 28, 28)`` and int32 ``(N,)`` numpy arrays.
     """
-    base = root or os.environ.get('GLUON_CLASSICS_DATA')
-    folder = data_folder(base, spec['name']) if base else default_root(spec['name'])
+    folder, base = resolve_folder(spec['name'], root)
     paths = ensure_files(folder, spec['sha1'], spec['mirrors'] if mirrors is None else mirrors,
                          progress, create=not base)
     paths = [paths[f + '.gz'] for f in IDX_FILES]

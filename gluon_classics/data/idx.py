@@ -12,7 +12,8 @@ import zlib
 
 import numpy as np
 
-__all__ = ['DataError', 'read_idx', 'read_idx_pair', 'find_file', 'IMAGES_MAGIC', 'LABELS_MAGIC']
+__all__ = ['DataError', 'read_idx', 'read_idx_pair', 'find_file', 'check_idx_file',
+           'IMAGES_MAGIC', 'LABELS_MAGIC']
 
 IMAGES_MAGIC = 0x00000803  # uint8, 3 dimensions
 LABELS_MAGIC = 0x00000801  # uint8, 1 dimension
@@ -113,4 +114,45 @@ def find_file(folder, name):
         path = os.path.join(folder, candidate)
         if os.path.isfile(path):
             return path
+    return None
+
+
+def check_idx_file(path, magic):
+    """Why ``path`` is not a whole IDX file of ``magic``'s kind, or None; reads a few bytes.
+
+    The IDX header gives the payload's size. A plain file must have exactly that
+    size; a gzip file's first bytes must decompress to that header and its
+    trailer's ISIZE (the uncompressed size mod 2**32, RFC 1952) must match it,
+    which a truncated or damaged download does not. No CRC: that means
+    decompressing all of it, which :func:`read_idx` does on use.
+    """
+    ndim = magic & 0xFF
+    want = 4 + 4 * ndim
+    try:
+        with open(path, 'rb') as f:
+            size = os.fstat(f.fileno()).st_size
+            start = f.read(4096)
+            if start[:2] != b'\x1f\x8b':
+                header, total = start[:want], size
+            elif size < 18:  # a gzip header and trailer alone take 18 bytes
+                return f'truncated gzip data ({size} bytes)'
+            else:
+                header = zlib.decompressobj(wbits=31).decompress(start, want)
+                f.seek(-4, os.SEEK_END)
+                (total,) = struct.unpack('<I', f.read(4))
+    except zlib.error as err:
+        return f'corrupt gzip data ({err})'
+    except OSError as err:
+        return f'cannot read it ({err.strerror})'
+    if len(header) < 4 or struct.unpack('>I', header[:4])[0] != magic:
+        return (f'not an IDX file of {"images" if magic == IMAGES_MAGIC else "labels"} '
+                f'(magic 0x{magic:08x})')
+    if len(header) < want:
+        return f'truncated IDX header ({len(header)} of {want} bytes)'
+    shape = struct.unpack(f'>{ndim}I', header[4:want])
+    expected = want + int(np.prod(shape, dtype=np.int64))
+    if total != expected % 2**32:
+        what = 'the gzip trailer says' if start[:2] == b'\x1f\x8b' else 'the file has'
+        return (f'truncated or damaged: its header says {"x".join(map(str, shape))} '
+                f'({expected} bytes), {what} {total} bytes')
     return None

@@ -17,8 +17,7 @@ import numpy as np
 from ..data import load_data
 from ..model_zoo import LENET_VARIANTS, count_parameters, model_for_data, recipe
 from ..training import TrainingDiverged, fit
-from ..utils.outputs import check_output_dir, save_figure, write_text
-from ..utils.plots import _pyplot
+from ..utils.outputs import check_output_dir, write_text
 
 __all__ = ['ABLATIONS', 'ABLATION_LR', 'ablate', 'lenet_options', 'results_table']
 
@@ -51,7 +50,8 @@ ABLATION_LR = {'relu-lr0.1': 0.1, 'relu+max-lr0.1': 0.1}
 # The names these tables had before; model variants are ``model_zoo.VARIANTS``.
 VARIANTS, VARIANT_LR = ABLATIONS, ABLATION_LR
 
-RESULT_FILES = ('results.md', 'results.json', 'curves.png')
+# the last two: ablation_plots.FIGURES (imported on use: `python -m` runs that module)
+RESULT_FILES = ('results.md', 'results.json', 'ranking.png', 'curves.png')
 
 _RESERVED = ('model_kwargs', 'seed', 'checkpoint', 'resume', 'callbacks')
 
@@ -145,45 +145,13 @@ def results_table(results, config=None):
     return '\n'.join(lines) + '\n'
 
 
-def _plot_curves(results, path):
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 5))
-    colors, markers = plt.get_cmap('tab10').colors, 'osv^DPX*<>h'
-    others = 0
-    for r in results:
-        curves = [[e['test_acc'] for e in run['history']] for run in r['runs']]
-        n = max(map(len, curves), default=0)
-        if not n:
-            continue
-        # mean over the seeds that reached each epoch; the band is min..max
-        per_epoch = [[c[k] for c in curves if len(c) > k] for k in range(n)]
-        x = np.arange(1, n + 1)
-        if r['name'] == 'baseline':
-            style = dict(color='black', lw=2.5, marker='o')
-        else:  # colour, marker and dash all vary, so that curves on top of each other show
-            style = dict(color=colors[others % 10], lw=1.5, marker=markers[others % len(markers)],
-                         ls=('-', '--', ':')[others // 10 % 3])
-            others += 1
-        ax.plot(x, [np.mean(v) for v in per_epoch], ms=4, label=r['name'], **style)
-        if len(curves) > 1:
-            ax.fill_between(x, [min(v) for v in per_epoch], [max(v) for v in per_epoch],
-                            color=style['color'], alpha=0.15)
-    ax.set_xlabel('epoch')
-    ax.set_ylabel('test accuracy')
-    ax.set_ylim(0, 1)
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1))
-    fig.tight_layout()
-    save_figure(fig, path, dpi=100, bbox_inches='tight')
-    plt.close(fig)
-
-
 def _write(out, results, config):
+    from .ablation_plots import plot_curves, plot_ranking
     write_text(os.path.join(out, 'results.md'), results_table(results, config))
     write_text(os.path.join(out, 'results.json'),
                json.dumps(_jsonable({'config': config, 'results': results}), indent=1) + '\n')
-    _plot_curves(results, os.path.join(out, 'curves.png'))
+    plot_ranking(results, os.path.join(out, 'ranking.png'), config)
+    plot_curves(results, os.path.join(out, 'curves.png'), config)
 
 
 def _machine():
@@ -204,7 +172,7 @@ def ablate(variants=None, epochs=None, seeds=1, out=None, *, model='lenet', log=
     seeds : int or sequence of int, default 1
         ``K`` runs every variant with seeds ``0 .. K-1``; a sequence gives them.
     out : str, optional
-        Folder for ``results.md``, ``results.json`` and ``curves.png``,
+        Folder for ``results.md``, ``results.json``, ``ranking.png`` and ``curves.png``,
         rewritten after every variant so an interrupted run keeps what finished.
     model : {'lenet'}
         The only model with exercise variants.

@@ -29,25 +29,22 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, corrupt or does not fit the network."""
 
 
-def _file_bytes(save):
-    fd, tmp = tempfile.mkstemp(suffix='.bin')
-    os.close(fd)
-    try:
-        save(tmp)
-        with open(tmp, 'rb') as f:
-            return f.read()
-    finally:
-        os.remove(tmp)
+def _saved_bytes(save, tmp):
+    """What ``save(tmp)`` writes: MXNet saves only to files, so to ``atomic_write``'s
+    temporary (removed by the next save if this process dies meanwhile)."""
+    save(tmp)
+    with open(tmp, 'rb') as f:
+        return f.read()
 
 
 def save_checkpoint(path, net, trainer, epoch, history, seed=None, config=None):
     """Write a checkpoint after ``epoch`` (1-based) epochs to ``path``, atomically."""
     meta = {'format': FORMAT, 'epoch': epoch, 'learning_rate': trainer.learning_rate,
             'seed': seed, 'history': history, 'config': config or {}}
-    params = _file_bytes(net.save_parameters)
-    states = _file_bytes(trainer.save_states)
 
     def write(tmp):
+        params = _saved_bytes(net.save_parameters, tmp)
+        states = _saved_bytes(trainer.save_states, tmp)
         with zipfile.ZipFile(tmp, 'w') as z:
             z.writestr('meta.json', json.dumps(meta, indent=1))
             z.writestr('net.params', params)

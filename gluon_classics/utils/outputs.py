@@ -6,13 +6,23 @@ temporary file next to the target, are fsynced and then renamed over it, so an
 interrupted write leaves the old file whole. A symlink is followed and its
 target written (the link stays a link); a folder, FIFO or device at the path
 is refused, never replaced.
+
+One process writes a path at a time: a write holds an flock on a sibling
+``.<name>.lock`` (removed after), and a run that claims its outputs at the
+start (:func:`claim_output`, ``train`` does) holds it until it exits, so a
+second run or write to the same path is refused with one line naming the
+first one's pid. Holding the lock, a write removes the temporaries an earlier
+writer of that path left (``.<name>.XXXXXXXX.tmp``, after ``kill -9``).
 """
+import atexit
+import fcntl
 import os
+import re
 import stat
 import tempfile
 
 __all__ = ['OutputError', 'check_output', 'check_output_dir', 'atomic_write', 'write_text',
-           'save_figure', 'figure_format']
+           'save_figure', 'figure_format', 'claim_output', 'release_outputs']
 
 _KINDS = ((stat.S_ISDIR, 'a folder'), (stat.S_ISFIFO, 'a FIFO'), (stat.S_ISCHR, 'a device'),
           (stat.S_ISBLK, 'a device'), (stat.S_ISSOCK, 'a socket'))
@@ -109,6 +119,94 @@ def check_output_dir(folder, names=(), what=None):
     return real
 
 
+def _lock_path(real):
+    return os.path.join(os.path.dirname(real), '.' + os.path.basename(real) + '.lock')
+
+
+def _same_file(fd, path):
+    try:
+        here, there = os.fstat(fd), os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def _lock(real, label):
+    """Hold ``real``'s lock file: its fd, or None where the filesystem has no flock."""
+    path = _lock_path(real)
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError:
+            return None  # not ours to create (a symlink there, another user's): unlocked
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode(errors='replace').strip() or 'unknown'
+            os.close(fd)
+            raise OutputError(f'another run is writing {label} (pid {pid}): wait for it to '
+                              f'finish, or choose another path') from None
+        except OSError:  # ENOLCK: a network filesystem without locks
+            os.close(fd)
+            return None
+        if _same_file(fd, path):  # not removed by its last holder since we opened it
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            return fd
+        os.close(fd)
+
+
+def _unlock(real, fd):
+    if fd is not None:
+        try:
+            os.remove(_lock_path(real))  # while still held: a waiting opener retries
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _remove_stale_temporaries(real):
+    """Remove what an earlier writer of ``real`` left; the caller holds ``real``'s lock."""
+    folder, name = os.path.split(real)
+    ours = re.compile(r'\.' + re.escape(name) + r'\.[a-z0-9_]{8}\.tmp')  # mkstemp's names below
+    for entry in os.scandir(folder):
+        if ours.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+            try:
+                os.remove(entry.path)
+            except FileNotFoundError:
+                pass
+
+
+# real path -> lock fd, held by this process until release_outputs() or its exit
+_CLAIMS = {}
+_CLAIMER = os.getpid()  # a forked child shares the parent's locks: it must not remove them
+
+
+def claim_output(path, what=None):
+    """Check ``path`` as :func:`check_output` does and hold it for this process.
+
+    Another process claiming or writing it is refused until :func:`release_outputs`
+    or this process's exit (``kill -9`` included: the kernel drops the lock).
+    Claiming a path this process holds again is a no-op. Returns the resolved path.
+    """
+    global _CLAIMER
+    real = check_output(path, what)
+    if real not in _CLAIMS:
+        os.makedirs(os.path.dirname(real), exist_ok=True)
+        _CLAIMS[real], _CLAIMER = _lock(real, _label(path, what)), os.getpid()
+    return real
+
+
+@atexit.register
+def release_outputs():
+    """Release every path :func:`claim_output` holds (and remove their lock files)."""
+    if os.getpid() != _CLAIMER:  # a forked child: the locks are its parent's
+        _CLAIMS.clear()
+        return
+    while _CLAIMS:
+        _unlock(*_CLAIMS.popitem())
+
+
 def _mode_for(real):
     try:
         return stat.S_IMODE(os.stat(real).st_mode)  # a rewritten file keeps its permissions
@@ -132,19 +230,23 @@ def atomic_write(path, write, what=None):
     ``path`` is checked as :func:`check_output` does and a symlink's target is
     written. The temporary file is fsynced before the rename (and the folder
     after it), so a crash leaves the old file or the new one, never a torn one.
-    A new file gets ``0o666 & ~umask``; a rewritten one keeps its mode.
+    A new file gets ``0o666 & ~umask``; a rewritten one keeps its mode. The
+    path's lock is held meanwhile (see the module's docstring).
 
     Raises
     ------
     OutputError
-        The path cannot be written, or the write failed (a full disk...);
-        the old file, if any, is untouched.
+        The path cannot be written, another process is writing it, or the
+        write failed (a full disk...); the old file, if any, is untouched.
     """
     real = check_output(path, what)
     folder = os.path.dirname(real)
-    tmp = None
+    tmp = lock = None
     try:
         os.makedirs(folder, exist_ok=True)
+        lock = _CLAIMS[real] if real in _CLAIMS else _lock(real, _label(path, what))
+        if lock is not None:  # only then is no other writer of ours alive
+            _remove_stale_temporaries(real)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(real) + '.',
                                    suffix='.tmp')
         os.close(fd)
@@ -163,6 +265,8 @@ def atomic_write(path, write, what=None):
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
+        if real not in _CLAIMS:
+            _unlock(real, lock)
     return real
 
 

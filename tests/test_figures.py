@@ -1,0 +1,70 @@
+"""The docs' figures: the ablation's ranking and curves, and the chart of README's speed tables."""
+import json
+import os
+import sys
+
+from gluon_classics.experiments.ablation import RESULT_FILES
+from gluon_classics.experiments.ablation_plots import FIGURES, plot_curves, plot_ranking, redraw
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PNG = b'\x89PNG\r\n\x1a\n'
+sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
+import speed_chart  # noqa: E402  (benchmarks/speed_chart.py)
+
+
+def _result(name, finals, curve=(0.3, 0.6)):
+    runs = [{'seed': s, 'history': [{'epoch': e + 1, 'test_acc': a}
+                                    for e, a in enumerate(curve[:-1] + (final,))],
+             'diverged': None} for s, final in enumerate(finals)]
+    mean = sum(finals) / len(finals) if finals else None
+    std = 0.01 if len(finals) > 1 else None
+    return {'name': name, 'test_acc': list(finals), 'test_acc_mean': mean,
+            'test_acc_std': std, 'runs': runs}
+
+
+CONFIG = {'dataset': 'fashion-mnist', 'epochs': 2, 'batch_size': 256, 'lr': 0.9, 'seeds': [0, 1],
+          'num_classes': 10, 'date': '2026-12-02', 'machine': 'test'}
+
+
+def test_ablation_ranking_best_first_with_every_seed(tmp_path):
+    results = [_result('baseline', [0.78, 0.76]), _result('relu', [0.1, 0.1], (0.1, 0.1)),
+               _result('relu-lr0.1', [0.82, 0.80]), _result('kernel-3', [0.70, 0.74]),
+               dict(_result('nan', []), runs=[])]
+    order = plot_ranking(results, str(tmp_path / 'ranking.png'), CONFIG)
+    assert order == ['relu-lr0.1', 'baseline', 'kernel-3', 'relu', 'nan']
+    assert (tmp_path / 'ranking.png').read_bytes()[:8] == PNG
+
+
+def test_ablation_curves_name_every_variant_once(tmp_path):
+    flat = (0.1, 0.1)
+    results = [_result('baseline', [0.78]), _result('relu', [0.1], flat),
+               _result('relu+max', [0.1], flat)] + [_result(f'v{i}', [0.5 + i / 100])
+                                                   for i in range(12)]
+    legend = plot_curves(results, str(tmp_path / 'curves.png'), dict(CONFIG, seeds=[0]))
+    # the two flat at chance level share one entry instead of hiding each other
+    assert legend == ['baseline', 'relu, relu+max (chance level)'] + [f'v{i}' for i in range(12)]
+    assert (tmp_path / 'curves.png').read_bytes()[:8] == PNG
+
+
+def test_the_committed_ablation_figures_redraw(tmp_path):
+    (tmp_path / 'results.json').write_bytes(
+        open(os.path.join(ROOT, 'docs', 'ablation', 'results.json'), 'rb').read())
+    redraw(str(tmp_path))
+    assert RESULT_FILES[-len(FIGURES):] == FIGURES  # what ablate checks before training
+    for name in ('ranking.png', 'curves.png'):
+        assert (tmp_path / name).read_bytes()[:8] == PNG
+        assert open(os.path.join(ROOT, 'docs', 'ablation', name), 'rb').read(8) == PNG
+
+
+def test_speed_chart_data_are_readmes_tables(tmp_path):
+    with open(os.path.join(ROOT, 'docs', 'measurements', 'lenet_speed.json')) as f:
+        data = json.load(f)
+    with open(os.path.join(ROOT, 'README.md')) as f:
+        readme = f.read()
+    for run in data['runs']:
+        for peer in ('d2l', 'torch', 'ours'):
+            low, median = run[peer]
+            assert f'{low:,} / {median:,}' in readme, (run, peer)
+    labels = speed_chart.draw(data, str(tmp_path / 'speed.png'))
+    assert len(labels) == 5 and labels[0].startswith('AVX-512 CPU, 2 threads\nour operators')
+    assert (tmp_path / 'speed.png').read_bytes()[:8] == PNG
