@@ -935,16 +935,20 @@ std::string infer(const std::vector<std::vector<unsigned int>>& in, bool maps, c
   return "";
 }
 
+// parse(), its refusal reported as the operator's error
+template <bool Maps>
+bool parsed(const Attrs& attrs, Params* p) {
+  const std::string why = parse(attrs, Maps, p);
+  if (!why.empty()) error(Maps) << why;
+  return why.empty();
+}
+
 template <bool Maps, class Op>
 MXReturnValue create_state(const Attrs& attrs, const MXContext& ctx,
                            const std::vector<std::vector<unsigned int>>& shapes,
                            const std::vector<int> types, CustomStatefulOp** op) {
   Params p;
-  const std::string why = parse(attrs, Maps, &p);
-  if (!why.empty()) {
-    error(Maps) << why;
-    return MX_FAIL;
-  }
+  if (!parsed<Maps>(attrs, &p)) return MX_FAIL;
   *op = CustomStatefulOp::create<Op>(p);
   return MX_SUCCESS;
 }
@@ -952,11 +956,7 @@ MXReturnValue create_state(const Attrs& attrs, const MXContext& ctx,
 template <bool Maps>
 MXReturnValue parse_attrs(const Attrs& attrs, int* num_in, int* num_out) {
   Params p;
-  const std::string why = parse(attrs, Maps, &p);
-  if (!why.empty()) {
-    error(Maps) << why;
-    return MX_FAIL;
-  }
+  if (!parsed<Maps>(attrs, &p)) return MX_FAIL;
   *num_in = 3;
   *num_out = 1;
   return MX_SUCCESS;
