@@ -29,7 +29,7 @@ from .training import (DTYPES, OPTIMIZERS, SCHEDULES, TrainingInterrupted, atomi
 from .training.distributed import connect
 from .utils.devices import DeviceError, loader_ctx, parse_ctx, resolve_ctx
 from .utils.outputs import (OutputError, check_output, check_output_dir, claim_output,
-                            figure_format, write_text)
+                            figure_format, release_outputs, write_text)
 from .utils.plots import plot_history, show_images
 
 __all__ = ['main', 'build_parser']
@@ -515,5 +515,6 @@ def main(argv=None):
         print(f'gluon-classics: {_signal_name()}; nothing was written', file=sys.stderr)
         return _interrupted_status()
     finally:
+        release_outputs()  # a command's claims end with it (an in-process caller goes on)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
