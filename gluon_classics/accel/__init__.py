@@ -110,10 +110,11 @@ class FastObjective:
     said once.
     """
 
-    def __init__(self, net, dtype, own_kernels, fallback, log=_say):
+    def __init__(self, net, dtype, own_kernels, fallback, graph, log=_say):
         self.net, self.dtype, self.own_kernels = net, dtype, own_kernels
-        self.fallback, self.log = fallback, log
-        self._graph, self._key_built, self._said = None, (), set()  # () : nothing built yet
+        self.fallback, self.log, self._said = fallback, log, set()
+        # ``graph``: the one objective() built, for images that need no gradient
+        self._graph, self._key_built = graph, self._key(None)[0]
 
     def _key(self, X):
         """What the graph is built for, checked at every call (about 50 µs for LeNet)."""
@@ -176,10 +177,11 @@ def objective(net, ctxs, dtype='float32', fallback=None, accel=None):
     if layers is None or not supported(layers):
         return None
     own = accel == 'on'
-    if dtype == 'float32' and build_graph(layers, dtype, own) is None:
-        return None  # AlexNet and friends: already in oneDNN's shapes
+    graph = build_graph(layers, dtype, own)
+    if graph is None:
+        return None  # float32 AlexNet and friends: already in oneDNN's shapes
     if fallback is None:
         from ..training.trainer import plain_objective
         fallback = plain_objective(net, hybridize=True)
-    return FastObjective(net, dtype, own, fallback)
+    return FastObjective(net, dtype, own, fallback, graph)
 
