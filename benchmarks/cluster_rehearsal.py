@@ -42,7 +42,7 @@ import gluon_classics
 from gluon_classics import get_model, load_data, mx
 from gluon_classics.data import default_root
 from gluon_classics.training import make_trainer, seed_everything, train_ch5
-from gluon_classics.training.distributed import StackedShards
+from gluon_classics.distributed import StackedShards
 
 NOT_RUN = 77
 HOSTS = ('10.254.18.1', '10.254.18.2')  # private, and only inside the two namespaces

@@ -21,12 +21,12 @@ from .data import load_data
 from .doctor import format_report, report
 from .experiments import (ABLATIONS, REPORT_FILES, RESULT_FILES, ablate, lenet_options,
                           write_feature_report)
-from .launch import add_launch_arguments, run_launch
+from .distributed.launcher import add_launch_arguments, run_launch
 from .model_zoo import LENET_VARIANTS, MODELS, get_model, print_shapes, recipe
 from .training import (DTYPES, OPTIMIZERS, SCHEDULES, TrainingInterrupted, atomic_write,
                        build_model, default_resize, describe_run, evaluate_accuracy, fit,
                        is_checkpoint, load_checkpoint, load_params, predict)
-from .training.distributed import connect
+from .distributed import connect
 from .utils.devices import DeviceError, loader_ctx, parse_ctx, resolve_ctx
 from .utils.outputs import (OutputError, check_output, check_output_dir, claim_output,
                             figure_format, release_outputs, write_text)

@@ -20,10 +20,10 @@ from mxnet import init
 from gluon_classics import lenet
 from gluon_classics.cli import build_parser
 from gluon_classics.data import ArrayLoader
-from gluon_classics import launch as launcher
-from gluon_classics.launch import launch
+import gluon_classics.distributed.launcher as launcher
+from gluon_classics.distributed.launcher import launch
 from gluon_classics.training import make_trainer, train_ch5
-from gluon_classics.training.distributed import (ParallelContext, StackedShards, connect,
+from gluon_classics.distributed import (ParallelContext, StackedShards, connect,
                                                  default_kvstore, shard_for_worker,
                                                  worker_batch_size)
 
@@ -327,7 +327,7 @@ WORKER = """
 import json, os, sys
 import mxnet as mx
 from gluon_classics import fit
-from gluon_classics.training.distributed import connect
+from gluon_classics.distributed import connect
 
 out = sys.argv[1]
 job = connect(sys.argv[2])
@@ -348,7 +348,7 @@ def _run_job(tmp_path, kvstore, hard_limit=150):
     script.write_text(WORKER)
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1', MXNET_CPU_WORKER_NTHREADS='1',
                **LOOPBACK)
-    cmd = [sys.executable, '-m', 'gluon_classics.launch', '-n', '2', '-s', '1',
+    cmd = [sys.executable, '-m', 'gluon_classics.distributed.launcher', '-n', '2', '-s', '1',
            '--timeout', str(hard_limit - 20), '--', sys.executable, str(script), str(tmp_path),
            kvstore]
     # Own session: on timeout the whole group (launcher, scheduler, server, workers) dies.

@@ -19,7 +19,7 @@ from ..model_zoo import MODELS, get_model, recipe
 from ..utils.devices import loader_ctx, resolve_ctx
 from ..utils.outputs import check_output
 from .checkpoint import load_checkpoint
-from .distributed import (checkpoint_path, connect, default_kvstore, is_distributed,
+from ..distributed import (checkpoint_path, connect, default_kvstore, is_distributed,
                           shard_for_worker, worker_batch_size)
 from ..accel import check_dtype, resolve_mode
 from .trainer import train_ch5
@@ -99,9 +99,9 @@ def make_trainer(net, lr, optimizer='sgd', kvstore=None):
     """``gluon.Trainer`` for the chapters' plain SGD or the momentum recipe.
 
     ``kvstore`` None picks 'local' for CPU contexts, 'device' for GPU ones
-    (:func:`~gluon_classics.training.distributed.default_kvstore`); a
+    (:func:`~gluon_classics.distributed.default_kvstore`); a
     ``'dist_*'`` name joins the parameter server; a
-    :class:`~gluon_classics.training.distributed.ParallelContext` trains
+    :class:`~gluon_classics.distributed.ParallelContext` trains
     with the KVStore it holds.
     """
     if optimizer not in OPTIMIZERS:
@@ -256,7 +256,7 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
         ``gluon-classics launch``: each worker trains on its shard with its
         share of ``batch_size``; only rank 0 logs and writes the checkpoint.
         A process joins a job once: pass the context
-        :func:`~gluon_classics.training.distributed.connect` returned to
+        :func:`~gluon_classics.distributed.connect` returned to
         train in it again.
     checkpoint : str, optional
         Checkpoint path written after every epoch (checked before training).

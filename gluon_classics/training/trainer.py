@@ -18,7 +18,7 @@ from mxnet.gluon import nn
 from ..model_zoo import check_input_shape
 from ..utils.devices import ctx_list, try_gpu
 from .checkpoint import save_checkpoint
-from .distributed import ParallelContext, sum_over_workers
+from ..distributed import ParallelContext, sum_over_workers
 from .. import accel as fast_path
 
 __all__ = ['train_ch5', 'evaluate_accuracy', 'predict', 'make_objective', 'plain_objective',
@@ -348,7 +348,7 @@ def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs, 
         Compile forward and loss to one static graph; False for debugging.
     parallel : ParallelContext, optional
         This worker's place in a parameter-server job (the one ``trainer``
-        sums with; :func:`~gluon_classics.training.distributed.connect`):
+        sums with; :func:`~gluon_classics.distributed.connect`):
         the epoch's numbers are summed over the workers, and only rank 0 logs
         and writes the checkpoint. Default: one process.
     log : callable, default print

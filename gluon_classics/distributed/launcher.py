@@ -9,7 +9,7 @@ The job stops as a whole when one process fails, when the time is up, or on
 Ctrl-C, with one line naming the process and its host.
 
     gluon-classics launch -n 2 -s 1 -- gluon-classics train lenet
-    python -m gluon_classics.launch -n 2 -s 1 -H hosts -- gluon-classics train lenet
+    python -m gluon_classics.distributed.launcher -n 2 -s 1 -H hosts -- gluon-classics train lenet
 
 MXNet's own ``tools/launch.py`` (and the ``dmlc_tracker`` the wheel ships)
 is not used: it fails on Python >= 3.9 (``Thread.isAlive``), binds its local
@@ -288,7 +288,7 @@ def run_launch(args):
 
 
 def add_launch_arguments(parser):
-    """The ``launch`` options, shared by the CLI and ``python -m gluon_classics.launch``."""
+    """The ``launch`` options, shared by the CLI and ``python -m gluon_classics.distributed.launcher``."""
     parser.add_argument('-n', '--num-workers', type=int, default=2, metavar='W',
                         help='worker processes (default 2)')
     parser.add_argument('-s', '--num-servers', type=int, default=1, metavar='S',
@@ -308,9 +308,9 @@ def add_launch_arguments(parser):
 
 
 def main(argv=None):
-    """``python -m gluon_classics.launch -n 2 -- COMMAND ...``."""
+    """``python -m gluon_classics.distributed.launcher -n 2 -- COMMAND ...``."""
     parser = add_launch_arguments(argparse.ArgumentParser(
-        prog='python -m gluon_classics.launch',
+        prog='python -m gluon_classics.distributed.launcher',
         description='Run a command as an MXNet parameter-server job, here or over ssh.'))
     args = parser.parse_args(argv)
     try:

@@ -5,7 +5,7 @@ contexts; the ``gluon.Trainer``'s KVStore sums the gradients (``'device'`` on
 GPUs, ``'local'`` on CPUs: :func:`default_kvstore`).
 
 Across processes (``--kvstore dist_sync``, processes started by
-:mod:`gluon_classics.launch`) every worker runs the same training command.
+:mod:`gluon_classics.distributed.launcher`) every worker runs the same training command.
 :func:`connect` joins the job once and returns a :class:`ParallelContext`
 (the KVStore, the rank, the number of workers) that is passed on explicitly.
 Each worker reads its own equal shard of the training set with
@@ -22,13 +22,11 @@ from typing import Any
 
 import mxnet as mx
 
-__all__ = ['ParallelContext', 'default_kvstore', 'is_distributed', 'connect',
-           'worker_batch_size', 'shard_for_worker', 'StackedShards', 'checkpoint_path',
-           'sum_over_workers']
+from .sums import init_sums
 
-# KVStore key of the epoch's [loss sum, correct, examples], set up when joining;
-# the Trainer's parameters use the keys 0 .. num_params - 1.
-_METRICS_KEY, _NUM_METRICS = 1 << 30, 3
+__all__ = ['ParallelContext', 'default_kvstore', 'is_distributed', 'connect',
+           'worker_batch_size', 'shard_for_worker', 'StackedShards', 'checkpoint_path']
+
 
 
 @dataclass(frozen=True)
@@ -112,8 +110,7 @@ def connect(kvstore=None, ctx=None):
                              f'--kvstore {kvstore}')
         kvstore = mx.kv.create(kvstore)
     kvstore.broadcast = _settled_broadcast(kvstore)
-    # float64: a sum of 60,000 losses keeps its last digits.
-    kvstore.init(_METRICS_KEY, mx.nd.zeros((_NUM_METRICS,), dtype='float64'))
+    init_sums(kvstore)
     return ParallelContext(kvstore, kvstore.rank, kvstore.num_workers)
 
 
@@ -229,26 +226,3 @@ def checkpoint_path(parallel, checkpoint, resume, log=None):
     if checkpoint and log is not None and parallel.is_chief:
         log(f'{parallel.type}: no checkpoint (the optimizer state lives on the servers)')
     return None
-
-
-def sum_over_workers(values, parallel):
-    """Sum the epoch's three numbers over the workers of a synchronous job.
-
-    Every worker must call it the same number of times. Outside a job, and
-    under ``dist_async`` (where the servers would apply the optimizer to the
-    numbers), ``values`` come back unchanged.
-
-    Parameters
-    ----------
-    values : sequence of 3 floats
-    parallel : ParallelContext
-
-    Returns
-    -------
-    list of float
-    """
-    if not is_distributed(parallel) or 'async' in parallel.type:
-        return list(values)
-    arr = mx.nd.array(values, dtype='float64')
-    parallel.kvstore.pushpull(_METRICS_KEY, arr, out=arr)
-    return arr.asnumpy().tolist()
