@@ -13,7 +13,7 @@ from mxnet import autograd, gluon, init
 from gluon_classics import accel, lenet
 from gluon_classics.accel import bfloat16, build
 from gluon_classics.training import make_objective, plain_objective
-from gluon_classics.training.trainer import _Objective
+from gluon_classics.training.objective import _Objective
 
 OURS = build.find_compiler() is not None  # else the graph runs on MXNet's operators
 

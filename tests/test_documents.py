@@ -220,7 +220,7 @@ from mxnet import autograd, gluon, init, np, npx
 import gluon_classics as gc
 from gluon_classics.training import predict
 from gluon_classics.accel import objective as fast_objective
-from gluon_classics.training.trainer import _Objective
+from gluon_classics.training.objective import _Objective
 npx.set_np()
 out = {}
 

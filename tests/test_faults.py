@@ -19,7 +19,7 @@ import pytest
 from gluon_classics import cli, lenet
 from gluon_classics.data import ArrayLoader
 from gluon_classics.training import (ReduceLROnPlateau, epoch_seeds, fit, load_checkpoint,
-                                     load_params, train_ch5, trainer as trainer_module)
+                                     load_params, progress as progress_module, train_ch5)
 from gluon_classics.utils.outputs import OutputError, atomic_write, check_output, write_text
 
 TINY = ['--epochs', '1', '--num-examples', '500', '--seed', '0']
@@ -241,8 +241,8 @@ def test_sigterm_then_bare_resume_finishes_the_run_into_its_checkpoint(fashion_m
     status, out, err = _main(capsys, 'train', 'lenet', '--resume', 'lenet.params.ckpt')
     assert status == 0, err
     lines = out.splitlines()
-    assert lines[0] == f'--save {tmp_path / "lenet.params"}, as the run was started', lines
-    assert lines[1] == f'--metrics {tmp_path / "m.json"}, as the run was started'
+    assert lines[0] == f'the parameters to {tmp_path / "lenet.params"}, as the run was started', lines
+    assert lines[1] == f'the metrics to {tmp_path / "m.json"}, as the run was started'
     assert lines[3].startswith(f'epoch {done + 1},'), lines
     meta = load_checkpoint('lenet.params.ckpt')
     assert meta['epoch'] == 12 and meta['config']['epochs'] == 12
@@ -266,7 +266,7 @@ def test_resume_applies_and_announces_or_refuses_a_contradicting_option(trained,
                              '--metrics', trained['folder'] / 'other.json')
     assert status == 0, err
     assert 'training to 2 epochs (the run was started for 1)' in out
-    assert 'learning rate 0.05 from --lr (the checkpoint had 0.1)' in out
+    assert 'learning rate 0.05 (the checkpoint had 0.1)' in out
     meta = load_checkpoint(str(trained['folder'] / 'other.ckpt'))
     assert meta['epoch'] == 2 and meta['learning_rate'] == pytest.approx(0.05)
 
@@ -331,7 +331,7 @@ def test_evaluate_takes_a_checkpoint_and_blames_the_right_thing(trained, capsys,
 def test_ctrl_c_during_evaluate_is_one_line(trained, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(cli, 'evaluate_accuracy', interrupted)
+    monkeypatch.setattr(cli.commands, 'evaluate_accuracy', interrupted)
     status, out, err = _main(capsys, 'evaluate', 'lenet', '--params', trained['ckpt'])
     assert status == 130 and out == ''
     assert err == 'gluon-classics: interrupted; nothing was written\n'
@@ -352,7 +352,7 @@ def test_version(capsys):
 
 
 def test_predict_lays_out_a_grid():
-    assert cli._grid(64) == (8, 8) and cli._grid(8) == (1, 8) and cli._grid(10) == (2, 8)
+    assert cli.commands._grid(64) == (8, 8) and cli.commands._grid(8) == (1, 8) and cli.commands._grid(10) == (2, 8)
 
 
 # ---------------------------------------------------------------- seeds and progress
@@ -393,7 +393,7 @@ def test_epoch_streams_of_neighbouring_seeds_differ():
 
 
 def test_without_a_terminal_progress_is_a_heartbeat_with_an_estimate(capsys, monkeypatch):
-    monkeypatch.setattr(trainer_module, 'HEARTBEAT_SECONDS', 0)
+    monkeypatch.setattr(progress_module, "HEARTBEAT_SECONDS", 0)
     net = lenet()
     net.initialize(mx.init.Xavier(), ctx=mx.cpu())
     trainer = mx.gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.1})

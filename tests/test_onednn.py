@@ -13,7 +13,7 @@ from gluon_classics.model_zoo import LeNet
 from gluon_classics.accel import build, kernels
 from gluon_classics.accel import objective as fast_objective
 from gluon_classics.training import make_objective
-from gluon_classics.training.trainer import _Objective
+from gluon_classics.training.objective import _Objective
 
 # our kernels where a compiler is (CI has one); else the same checks on MXNet's operators
 FIRST_BLOCK = 'conv_pool' if build.find_compiler() else 'conv'

@@ -181,7 +181,7 @@ def objective(net, ctxs, dtype='float32', fallback=None, accel=None):
     if graph is None:
         return None  # float32 AlexNet and friends: already in oneDNN's shapes
     if fallback is None:
-        from ..training.trainer import plain_objective
+        from ..training.objective import plain_objective
         fallback = plain_objective(net, hybridize=True)
     return FastObjective(net, dtype, own, fallback, graph)
 

@@ -34,7 +34,7 @@ def read_cifar10(root=None):
     (train_images, train_labels), (test_images, test_labels)
     """
     if root and not os.path.isdir(os.path.expanduser(root)):  # Gluon would create it
-        raise DataError(f'data folder {root} does not exist: pass root=DIR naming the folder '
+        raise DataError(f'data folder {root} does not exist: pass [[root=DIR]] naming the folder '
                         f'that holds the CIFAR-10 batches')
     root = os.path.expanduser(root) if root else default_root('cifar10')
     out = []
@@ -45,7 +45,7 @@ def read_cifar10(root=None):
             raise DataError(f'could not read or download CIFAR-10 in {root} '
                             f'({type(err).__name__}: {err}); put data_batch_1.bin .. '
                             f'data_batch_5.bin and test_batch.bin (from Gluon\'s '
-                            f'cifar-10-binary.tar.gz) there, or pass root=DIR'
+                            f'cifar-10-binary.tar.gz) there, or pass [[root=DIR]]'
                             .replace('\n', ' ')) from None
         # Gluon keeps the whole split as one NHWC NDArray; going through
         # ds[i] would cost 50,000 small NDArray ops.

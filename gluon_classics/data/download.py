@@ -183,15 +183,15 @@ def ensure_files(folder, files, mirrors, progress=True, create=False):
     if missing and len(missing) < len(files):
         raise DataError(f'{folder} holds part of the data set but not {put}: put the missing '
                         f'file(s) there (nothing is downloaded into a folder holding another '
-                        f'copy), or pass root=DIR naming the folder that holds all of them')
+                        f'copy), or pass [[root=DIR]] naming the folder that holds all of them')
     if missing and not create and not os.path.isdir(folder):
-        raise DataError(f'data folder {folder} does not exist: pass root=DIR naming the folder '
+        raise DataError(f'data folder {folder} does not exist: pass [[root=DIR]] naming the folder '
                         f'that holds {", ".join(files)} (or its parent), or create {folder} to '
                         f'download them there')
     for name in missing:
         try:
             paths[name] = download(name, folder, mirrors, files[name], progress)
         except (DownloadError, OSError) as err:  # OSError: folder not writable
-            raise DownloadError(f'{err}; put {put} in {folder}, or pass root=DIR naming the '
+            raise DownloadError(f'{err}; put {put} in {folder}, or pass [[root=DIR]] naming the '
                                 f'folder that holds them') from None
     return paths

@@ -12,6 +12,8 @@ import zlib
 
 import numpy as np
 
+from ..errors import Fixable
+
 __all__ = ['DataError', 'read_idx', 'read_idx_pair', 'find_file', 'check_idx_file',
            'IMAGES_MAGIC', 'LABELS_MAGIC']
 
@@ -19,7 +21,7 @@ IMAGES_MAGIC = 0x00000803  # uint8, 3 dimensions
 LABELS_MAGIC = 0x00000801  # uint8, 1 dimension
 
 
-class DataError(ValueError):
+class DataError(Fixable, ValueError):
     """A data file is missing, corrupt or inconsistent; the message names the file."""
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import mxnet as mx
 
+from ..errors import SettingError
 from .sums import init_sums
 
 __all__ = ['ParallelContext', 'default_kvstore', 'is_distributed', 'connect',
@@ -105,9 +106,9 @@ def connect(kvstore=None, ctx=None):
     if isinstance(kvstore, str):
         if os.environ.get('DMLC_ROLE') != 'worker':
             # Without the DMLC_* variables ps-lite aborts the process with a core dump.
-            raise ValueError(f'--kvstore {kvstore} needs processes started by a launcher: '
-                             f'gluon-classics launch -n 2 -- gluon-classics train ... '
-                             f'--kvstore {kvstore}')
+            raise SettingError(f'[[kvstore={kvstore}]] needs processes started by a launcher: '
+                               f'gluon-classics launch -n 2 -- COMMAND, or '
+                               f'gluon_classics.distributed.launch')
         kvstore = mx.kv.create(kvstore)
     kvstore.broadcast = _settled_broadcast(kvstore)
     init_sums(kvstore)
@@ -221,7 +222,7 @@ def checkpoint_path(parallel, checkpoint, resume, log=None):
     if not is_distributed(parallel) or 'async' not in parallel.type:
         return checkpoint
     if resume:
-        raise ValueError(f'--resume does not work with {parallel.type}: the optimizer state '
+        raise SettingError(f'[[resume]] does not work with {parallel.type}: the optimizer state '
                          f'lives on the servers; resume with dist_sync')
     if checkpoint and log is not None and parallel.is_chief:
         log(f'{parallel.type}: no checkpoint (the optimizer state lives on the servers)')

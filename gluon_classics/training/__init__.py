@@ -1,17 +1,24 @@
-"""Training: the chapters' loop, evaluation, checkpoints and the ``fit`` recipes."""
+"""Training: the chapters' loop, evaluation, checkpoints and the ``fit`` recipes.
+
+Start with :mod:`.loop` (``train_ch5``, ``evaluate_accuracy``): the chapter's
+loop. :mod:`.fit` is the whole run around it.
+"""
+from ..accel import DTYPES
 from .checkpoint import (CheckpointError, atomic_write, describe_run, is_checkpoint,
                          load_checkpoint, load_params, save_checkpoint)
-from .fit import (OPTIMIZERS, RECIPES, SCHEDULES, CosineSchedule, ReduceLROnPlateau,
-                  build_model, check_lr, default_resize, fit, make_trainer, seed_everything)
-from .trainer import (TrainingDiverged, TrainingInterrupted, epoch_seeds, evaluate_accuracy,
-                      make_objective, plain_objective, predict, train_ch5)
-from ..accel import DTYPES
+from .fit import ChanceLevelWarning, fit
+from .loop import (TrainingDiverged, TrainingInterrupted, evaluate_accuracy, forward, predict,
+                   train_ch5)
+from .objective import make_objective, plain_objective
+from .recipes import (OPTIMIZERS, RECIPES, SCHEDULES, CosineSchedule, ReduceLROnPlateau,
+                      build_model, check_lr, default_resize, make_trainer)
 from .second_edition import evaluate_accuracy_gpu, train_ch6
+from .seeding import epoch_seeds, seed_everything
 
 __all__ = ['train_ch5', 'evaluate_accuracy', 'train_ch6', 'evaluate_accuracy_gpu', 'predict',
-           'make_objective', 'plain_objective', 'fit', 'make_trainer',
+           'forward', 'make_objective', 'plain_objective', 'fit', 'make_trainer',
            'seed_everything', 'epoch_seeds', 'build_model', 'default_resize', 'check_lr',
            'RECIPES', 'OPTIMIZERS', 'SCHEDULES', 'DTYPES', 'ReduceLROnPlateau', 'CosineSchedule',
-           'TrainingDiverged', 'TrainingInterrupted',
+           'TrainingDiverged', 'TrainingInterrupted', 'ChanceLevelWarning',
            'save_checkpoint', 'load_checkpoint', 'load_params', 'is_checkpoint', 'describe_run',
            'atomic_write', 'CheckpointError']

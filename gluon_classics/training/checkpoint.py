@@ -17,6 +17,7 @@ import zipfile
 from mxnet import nd
 
 from .._backend import error_reason
+from ..errors import Fixable
 from ..utils.outputs import atomic_write
 
 __all__ = ['save_checkpoint', 'load_checkpoint', 'load_params', 'is_checkpoint', 'describe_run',
@@ -25,7 +26,7 @@ __all__ = ['save_checkpoint', 'load_checkpoint', 'load_params', 'is_checkpoint',
 FORMAT = 'gluon_classics-checkpoint-1'
 
 
-class CheckpointError(ValueError):
+class CheckpointError(Fixable, ValueError):
     """A checkpoint file is missing, corrupt or does not fit the network."""
 
 
@@ -58,16 +59,17 @@ def is_checkpoint(path):
 
 
 def describe_run(config):
-    """A checkpoint's model settings in CLI words, e.g. ``lenet --variant d2l --resize 32``."""
+    """A checkpoint's model settings, e.g. ``lenet [[variant=d2l]] [[resize=32]]``
+    (:mod:`gluon_classics.errors` spells them for Python or the CLI)."""
     if not config:
         return 'an unrecorded model (an old checkpoint)'
-    words = [config.get('model', '?'), '--variant', str(config.get('variant', '?'))]
+    words = [config.get('model', '?'), f'[[variant={config.get("variant", "?")}]]']
     for key, value in sorted((config.get('model_kwargs') or {}).items()):
-        words += [f'--{key.replace("_", "-")}', str(value)]
+        words.append(f'[[{key}={value}]]')
     if config.get('resize'):
-        words += ['--resize', str(config['resize'])]
+        words.append(f'[[resize={config["resize"]}]]')
     if config.get('dataset', 'fashion-mnist') != 'fashion-mnist':
-        words += ['--dataset', config['dataset']]
+        words.append(f'[[dataset={config["dataset"]}]]')
     return ' '.join(words)
 
 
@@ -83,7 +85,7 @@ def load_checkpoint(path, net=None, trainer=None, ctx=None):
         ``config`` (the run's settings as :func:`~gluon_classics.fit` records them).
     """
     if not os.path.isfile(path):
-        raise CheckpointError(f'checkpoint {path} does not exist: check the path given to --resume')
+        raise CheckpointError(f'checkpoint {path} does not exist: check the path given as [[resume]]')
     try:
         with zipfile.ZipFile(path) as z:
             meta = json.loads(z.read('meta.json'))
@@ -96,7 +98,7 @@ def load_checkpoint(path, net=None, trainer=None, ctx=None):
             states = z.read('trainer.states') if trainer is not None else None
     except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError) as err:
         raise CheckpointError(f'checkpoint {path} is corrupt or not a gluon_classics '
-                              f'checkpoint ({err}): start without --resume') from None
+                              f'checkpoint ({err}): start without [[resume]]') from None
     if meta.get('format') != FORMAT:
         raise CheckpointError(f'checkpoint {path} has format {meta.get("format")!r}, '
                               f'expected {FORMAT!r}')
@@ -125,7 +127,7 @@ def load_params(net, path, ctx=None):
     """
     if not os.path.isfile(path):
         raise CheckpointError(f'parameter file {path} does not exist: '
-                              f'train with --save {path} first')
+                              f'train with [[save={path}]] first')
     if zipfile.is_zipfile(path):
         load_checkpoint(path, net, ctx=ctx)
         return net

@@ -15,13 +15,14 @@ import warnings
 import mxnet as mx
 
 from .._backend import error_reason
+from ..errors import Fixable
 from . import cuda
 
 __all__ = ['try_gpu', 'try_all_gpus', 'num_gpus', 'parse_ctx', 'ctx_list', 'resolve_ctx',
            'loader_ctx', 'gpu_verdict', 'cpu_info', 'cpu_vendor', 'DeviceError']
 
 
-class DeviceError(ValueError):
+class DeviceError(Fixable, ValueError):
     """A GPU was asked for by number that is missing or that MXNet cannot run on."""
 
 
@@ -152,12 +153,12 @@ def parse_ctx(text):
                          f'e.g. {kind}:{",".join(map(str, sorted(set(ids))))}')
     if kind == 'gpu' and max(ids) >= num_gpus():
         raise DeviceError(f'context {text!r} asks for GPU {max(ids)} but {num_gpus()} GPU(s) '
-                         f'are visible: use --ctx cpu, or install mxnet-cu112 on a GPU machine')
+                         f'are visible: use [[ctx=cpu]], or install mxnet-cu112 on a GPU machine')
     for i in ids if kind == 'gpu' else ():
         usable, reason = gpu_verdict(i)
         if not usable:
             raise DeviceError(f'context {text!r}: {_describe(i)} is not usable by MXNet: '
-                             f'{reason}: use --ctx cpu (README, "GPU compatibility")')
+                             f'{reason}: use [[ctx=cpu]] (docs/gpu.md)')
     make = mx.gpu if kind == 'gpu' else mx.cpu
     return [make(i) for i in ids] if len(ids) > 1 else make(ids[0])
 

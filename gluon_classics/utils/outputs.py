@@ -21,6 +21,8 @@ import re
 import stat
 import tempfile
 
+from ..errors import Fixable
+
 __all__ = ['OutputError', 'check_output', 'check_output_dir', 'atomic_write', 'write_text',
            'save_figure', 'figure_format', 'claim_output', 'release_outputs']
 
@@ -28,7 +30,7 @@ _KINDS = ((stat.S_ISDIR, 'a folder'), (stat.S_ISFIFO, 'a FIFO'), (stat.S_ISCHR, 
           (stat.S_ISBLK, 'a device'), (stat.S_ISSOCK, 'a socket'))
 
 
-class OutputError(ValueError):
+class OutputError(Fixable, ValueError):
     """An output path that cannot be written; the message is one line naming the fix."""
 
 

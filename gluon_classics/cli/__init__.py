@@ -1,0 +1,34 @@
+"""The ``gluon-classics`` command: a thin layer over the library.
+
+:mod:`.parser` holds the options, :mod:`.commands` the subcommands (each a
+few lines over public functions, so a script does the same with one import),
+:mod:`.errors` how it reports: an error a user can fix is one line
+(``gluon-classics: error: ...``) with exit status 2.
+"""
+import sys
+import warnings
+
+from ..utils.outputs import release_outputs
+from .commands import cmd_train
+from .errors import UsageError, one_line, show_warning, signals
+from .parser import build_parser
+
+__all__ = ['main', 'build_parser', 'cmd_train', 'UsageError']
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        with signals, warnings.catch_warnings():
+            warnings.showwarning = show_warning
+            return args.func(args) or 0
+    except (UsageError, ValueError, FileNotFoundError, ArithmeticError) as err:
+        # ValueError covers DataError, CheckpointError, OutputError and SettingError;
+        # ArithmeticError a NaN loss
+        print(f'gluon-classics: error: {one_line(err)}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # train and ablate say more; evaluate, predict... only this
+        print(f'gluon-classics: {signals.name()}; nothing was written', file=sys.stderr)
+        return signals.status()
+    finally:
+        release_outputs()  # a command's claims end with it (an in-process caller goes on)

@@ -1,0 +1,227 @@
+"""The ``gluon-classics`` command line: its options, each with the recipe's default in its help."""
+import argparse
+import sys
+
+from .. import __version__
+from ..accel import ENV as ACCEL_ENV, MODES as ACCEL_MODES
+from ..distributed.launcher import add_launch_arguments
+from ..experiments import ABLATIONS
+from ..model_zoo import LENET_VARIANTS, MODELS, recipe
+from ..training import DTYPES, OPTIMIZERS, SCHEDULES
+from ..utils.devices import DeviceError, parse_ctx
+from .errors import one_line
+from .commands import (cmd_ablate, cmd_doctor, cmd_evaluate, cmd_features, cmd_launch,
+                       cmd_predict, cmd_shapes, cmd_train)
+
+__all__ = ['build_parser']
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line like every other error here."""
+
+    def error(self, message):
+        self.exit(2, f'gluon-classics: error: {" ".join(message.split())} '
+                     f'(see {self.prog} --help)\n')
+
+
+def _input_shape(text):
+    try:
+        return tuple(int(d) for d in text.split(','))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'bad shape {text!r}: use comma-separated integers, '
+                                         f'e.g. 1,1,28,28') from None
+
+
+def _add_model_args(parser):
+    parser.add_argument('model', choices=list(MODELS))
+    parser.add_argument('--variant', default='d2l',
+                        help='; '.join(f'{name}: {", ".join(entry.variants)}'
+                                       for name, entry in MODELS.items()) + ' (default d2l)')
+
+
+def _recipe_help(key, show=str, default=None):
+    """'default: 0.9 for lenet, 0.01 for alexnet', from the models' recipes."""
+    values = []
+    for name, entry in MODELS.items():
+        values.append((show(entry.recipe.get(key, default)), name))
+        values += [(show(changed[key]), f'{name} {variant}')
+                   for variant, changed in entry.variant_recipes.items() if key in changed]
+    if len({value for value, _ in values}) == 1:
+        return f'default {values[0][0]}'
+    return 'default: ' + ', '.join(f'{value} for {where}' for value, where in values)
+
+def _ctx(text):
+    try:
+        return parse_ctx(text)
+    except DeviceError as err:
+        # well formed, but this machine cannot honour it: one line, not a usage message
+        print(f'gluon-classics: error: {one_line(err)}', file=sys.stderr)
+        raise SystemExit(2) from None
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+def _add_data_args(p):
+    p.add_argument('--dataset', default='fashion-mnist',
+                   help='fashion-mnist (default), mnist, cifar10 or folder:PATH')
+    p.add_argument('--data-dir', metavar='DIR', help="folder with the data set's files")
+    p.add_argument('--resize', type=int, metavar='N',
+                   help='resize images to NxN (' + _recipe_help('resize', lambda n: n or 'none')
+                   + ')')
+    p.add_argument('--ctx', type=_ctx, default=None, metavar='CTX',
+                   help='cpu, gpu, gpu:0,1 or cpu:0,1 (default: a GPU if there is one)')
+
+
+def _add_variant_overrides(p):
+    p.add_argument('--activation', help="lenet: override the variant's activation (e.g. relu)")
+    p.add_argument('--pool', choices=['avg', 'max'], help="lenet: override the variant's pooling")
+
+
+def _add_trained_model_args(p):
+    """What ``evaluate`` and ``predict`` need to rebuild a trained net and its test data."""
+    _add_model_args(p)
+    _add_variant_overrides(p)
+    _add_data_args(p)
+    p.add_argument('--params', required=True, metavar='PATH',
+                   help="file written by train --save, or the run's checkpoint (which also "
+                        "gives the variant, overrides and resize)")
+    p.set_defaults(variant=None, dataset=None)  # None = not given: a checkpoint may say
+
+
+def build_parser():
+    """The ``gluon-classics`` parser: one subcommand per concern."""
+    parser = _Parser(
+        prog='gluon-classics',
+        description='LeNet and AlexNet in MXNet Gluon, as the d2l chapters teach them.')
+    parser.add_argument('--version', action='version', version=f'gluon-classics {__version__}')
+    sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+
+    for add in (_add_shapes, _add_train, _add_evaluate, _add_predict, _add_doctor, _add_launch,
+                _add_ablate, _add_features):
+        add(sub)
+    return parser
+
+
+def _add_shapes(sub):
+    p = sub.add_parser('shapes', help="print each layer's output shape, as the chapters do")
+    _add_model_args(p)
+    p.add_argument('--input-shape', type=_input_shape, metavar='N,C,H,W',
+                   help="default: the variant's own, e.g. 1,1,28,28 for LeNet")
+    p.set_defaults(func=cmd_shapes)
+
+
+def _add_train(sub):
+    p = sub.add_parser('train', help="train a model with the chapter's recipe")
+    _add_model_args(p)
+    _add_variant_overrides(p)
+    _add_data_args(p)
+    p.add_argument('--epochs', type=int, help=_recipe_help('epochs'))
+    p.add_argument('--lr', type=float, help=_recipe_help('lr'))
+    p.add_argument('--batch-size', type=int, help=_recipe_help('batch_size'))
+    p.add_argument('--optimizer', choices=list(OPTIMIZERS),
+                   help='; '.join(f'{name}: {what}' for name, (what, *_) in OPTIMIZERS.items())
+                   + ' (' + _recipe_help('optimizer', default='sgd') + ')')
+    p.add_argument('--schedule', choices=list(SCHEDULES),
+                   help='learning rate by epoch: ' + '; '.join(
+                       f'{name}: {what}' for name, what in SCHEDULES.items())
+                   + " (default: the recipe's, else the optimizer's: "
+                   + ', '.join(f'{s} for {o}' for o, (_, _, s) in OPTIMIZERS.items()) + ')')
+    p.add_argument('--num-examples', type=int, metavar='N', help='train on N examples only')
+    p.add_argument('--seed', type=int, help='fixed seed: the same run again, also when resumed')
+    p.add_argument('--save', metavar='PATH',
+                   help='write the parameters (net.save_parameters); in a launched job rank 0 '
+                        'writes them, or every worker its own with {rank} in PATH')
+    p.add_argument('--metrics', metavar='PATH.json', help='write the per-epoch history as JSON')
+    p.add_argument('--plot', metavar='PATH.png', help='draw loss and accuracy by epoch')
+    p.add_argument('--checkpoint', metavar='PATH',
+                   help='checkpoint after every epoch '
+                        '(default: SAVE.ckpt, else runs/MODEL-VARIANT.ckpt)')
+    p.add_argument('--resume', metavar='PATH',
+                   help='finish the run a checkpoint holds, with its settings and outputs, '
+                        'into that checkpoint; --epochs, --lr and --data-dir may change')
+    p.add_argument('--kvstore', default=None,
+                   help="gradient aggregation: local (default for CPUs), device (default for "
+                        "GPUs); dist_sync, dist_device_sync or dist_async under "
+                        "'gluon-classics launch' (the default there: dist_sync)")
+    p.add_argument('--no-hybridize', action='store_true', help='run imperatively (debugging)')
+    p.add_argument('--dtype', choices=list(DTYPES),
+                   help='compute type of the training graph: ' + '; '.join(
+                       f'{k}: {v}' for k, v in DTYPES.items()))
+    p.add_argument('--accel', choices=list(ACCEL_MODES),
+                   help='the fast path: ' + '; '.join(f'{k}: {v}' for k, v in ACCEL_MODES.items())
+                   + f' (default ${ACCEL_ENV}, else on)')
+    # None = not given: the recipe's value, or with --resume the checkpoint's
+    p.set_defaults(func=cmd_train, variant=None, dataset=None)
+
+
+def _add_evaluate(sub):
+    p = sub.add_parser('evaluate', help='test (or train) accuracy of saved parameters')
+    _add_trained_model_args(p)
+    p.add_argument('--batch-size', type=int, default=1000)
+    # train: the final weights on the training set, to tell overfitting from the end-of-epoch
+    # swing that train_ch5's running train acc averages away
+    p.add_argument('--split', choices=['test', 'train'], default='test',
+                   help='which split to score (default test)')
+    p.set_defaults(func=cmd_evaluate)
+
+
+def _add_predict(sub):
+    p = sub.add_parser('predict', help='a grid of test images with true and predicted labels')
+    _add_trained_model_args(p)
+    p.add_argument('--out', required=True, metavar='PATH.png')
+    p.add_argument('--num', type=int, default=8, help='number of images (default 8)')
+    p.set_defaults(func=cmd_predict)
+
+
+def _add_doctor(sub):
+    p = sub.add_parser('doctor', help='versions, build features, CPU, GPUs and data: '
+                                      'what a bug report needs')
+    p.add_argument('--json', action='store_true', help='print the facts as JSON')
+    p.add_argument('--data-dir', metavar='DIR', help='the Fashion-MNIST folder to check '
+                                                     "(default: the loader's own)")
+    p.set_defaults(func=cmd_doctor)
+
+
+def _add_launch(sub):
+    p = sub.add_parser('launch', help='run a training command as a parameter-server job',
+                       description='Start 1 scheduler, S servers and W workers of COMMAND on '
+                                   'this machine (on 127.0.0.1), or over ssh with --hostfile: '
+                                   'gluon-classics launch -n 2 -s 1 -- gluon-classics train '
+                                   'lenet')
+    add_launch_arguments(p)
+    p.set_defaults(func=cmd_launch)
+
+
+def _add_ablate(sub):
+    p = sub.add_parser('ablate', help="train the LeNet chapter's exercise variants side by side")
+    p.add_argument('model', choices=['lenet'])
+    _add_data_args(p)
+    p.add_argument('--variants', metavar='A,B,...',
+                   help='comma-separated names from gluon_classics.experiments.ABLATIONS '
+                        f'(default: all): {", ".join(ABLATIONS)}')
+    lenet_recipe = recipe('lenet')
+    p.add_argument('--epochs', type=int, help=f'epochs per run (default {lenet_recipe["epochs"]})')
+    p.add_argument('--seeds', type=int, default=1, metavar='K',
+                   help='runs per variant, with seeds 0..K-1 (default 1)')
+    p.add_argument('--lr', type=float, help=f'shared learning rate (default {lenet_recipe["lr"]})')
+    p.add_argument('--batch-size', type=int, help=f'default {lenet_recipe["batch_size"]}')
+    p.add_argument('--num-examples', type=int, metavar='N', help='train on N examples only')
+    p.add_argument('--out', default='runs/ablation', metavar='DIR',
+                   help='folder for results.md, results.json, curves.png (default runs/ablation)')
+    p.set_defaults(func=cmd_ablate)
+
+
+def _add_features(sub):
+    p = sub.add_parser('features', help='conv feature maps and activation statistics')
+    p.add_argument('model', choices=['lenet'])
+    p.add_argument('--variant', default='d2l',
+                   help=f'a LeNet variant ({", ".join(LENET_VARIANTS)}) or an ablate variant '
+                        f'({", ".join(list(ABLATIONS)[1:4])}, ...) that the parameters were '
+                        f'trained as (default d2l)')
+    _add_variant_overrides(p)
+    _add_data_args(p)
+    p.add_argument('--params', required=True, metavar='PATH',
+                   help="file written by train --save, or the run's checkpoint")
+    p.add_argument('--out', required=True, metavar='DIR')
+    p.add_argument('--num-images', type=int, default=4, metavar='K',
+                   help='test images in the feature-map grids (default 4)')
+    p.set_defaults(func=cmd_features, variant=None, dataset=None)
