@@ -20,8 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # each lock and the extra choosing its MXNet wheel; every other extra is in both
 LOCKS = {'requirements.txt': 'cpu', 'requirements-cu112.txt': 'cu112'}
 PIN = re.compile(r'^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)')
-FIX = ('refresh the locks with the command in README, "Install, run, test" '
-       '(uv pip compile setup.cfg ...)')
+FIX = ('refresh the locks with the command in docs/install.md, "Requirements, extras and '
+       'locks" (uv pip compile setup.cfg ...)')
 
 
 def _setup_cfg():
@@ -169,7 +169,9 @@ def test_wheel_ships_license_version_and_kernel_source(tmp_path):
 def test_ci_runs_readmes_install_and_test_commands():
     with open(os.path.join(ROOT, 'README.md')) as f:
         readme = f.read()
-    section = readme[readme.index('## Install, run, test'):readme.index('### GPU install')]
+    start = readme.index('## Install, run, test')
+    end = readme.find('\n## ', start + 1)
+    section = readme[start:end if end > 0 else len(readme)]
     commands = [line.strip() for line in section.splitlines() if line.startswith('    ')]
     install = next(c for c in commands if c.startswith('pip install '))
     test = next(c for c in commands if 'python -m pytest' in c)

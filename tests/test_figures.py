@@ -1,6 +1,7 @@
-"""The docs' figures: the ablation's ranking and curves, and the chart of README's speed tables."""
+"""The docs' figures: the ablation's ranking and curves, and the chart of the LeNet speed logs."""
 import json
 import os
+import re
 import sys
 
 from gluon_classics.experiments.ablation import RESULT_FILES
@@ -56,15 +57,32 @@ def test_the_committed_ablation_figures_redraw(tmp_path):
         assert open(os.path.join(ROOT, 'docs', 'ablation', name), 'rb').read(8) == PNG
 
 
-def test_speed_chart_data_are_readmes_tables(tmp_path):
+def _text(relative):
+    with open(os.path.join(ROOT, relative)) as f:
+        return f.read()
+
+
+def test_speed_chart_data_are_the_logs_tables_and_readme_has_the_headline(tmp_path):
     with open(os.path.join(ROOT, 'docs', 'measurements', 'lenet_speed.json')) as f:
         data = json.load(f)
-    with open(os.path.join(ROOT, 'README.md')) as f:
-        readme = f.read()
-    for run in data['runs']:
+    pages = {machine: _text(page) for machine, page in data['pages'].items()}
+    assert set(pages) == set(data['machines'])
+    for run in data['runs']:  # every run's min / median, as its machine's dated log gives them
         for peer in ('d2l', 'torch', 'ours'):
             low, median = run[peer]
-            assert f'{low:,} / {median:,}' in readme, (run, peer)
+            assert f'{low:,} / {median:,}' in pages[run['machine']], (run, peer)
+    # README's Results and docs/speed.md quote the headline run: its medians and ratios
+    headline, = [run for run in data['runs'] if run.get('headline')]
+    medians = {peer: headline[peer][1] for peer in ('d2l', 'torch', 'ours')}
+    # the benchmark prints its ratios from unrounded medians: within rounding of the table's
+    ratios = [medians['ours'] / medians[peer] for peer in ('d2l', 'torch')]
+    for page in ('README.md', 'docs/speed.md'):
+        text = _text(page)
+        for figure in [f'{m:,}' for m in medians.values()]:
+            assert figure in text, (page, figure)
+        quoted = [float(x) for x in re.findall(r'(\d+\.\d\d)x', text)]
+        for ratio in ratios:
+            assert any(abs(q - ratio) < 0.006 for q in quoted), (page, ratio)
     labels = speed_chart.draw(data, str(tmp_path / 'speed.png'))
     assert len(labels) == 5 and labels[0].startswith('AVX-512 CPU, 2 threads\nour operators')
     assert (tmp_path / 'speed.png').read_bytes()[:8] == PNG
