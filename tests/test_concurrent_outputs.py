@@ -17,15 +17,27 @@ from gluon_classics.utils.outputs import (OutputError, atomic_write, claim_outpu
 OUTPUTS_PY = outputs.__file__
 
 
+# outputs.py loaded alone, with the package's errors.py (no MXNet: it starts fast);
+# the path of outputs.py is sys.argv[1]
+LOAD_OUTPUTS = '''
+import importlib.util, os, sys, time, types
+def load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+for name in ('gluon_classics', 'gluon_classics.utils'):  # the package, without MXNet
+    sys.modules[name] = types.ModuleType(name)
+    sys.modules[name].__path__ = []
+load('gluon_classics.errors', os.path.join(os.path.dirname(sys.argv[1]), '..', 'errors.py'))
+outputs = load('gluon_classics.utils.outputs', sys.argv[1])
+'''
+
+
 def _other_process(body):
     """A process running ``body`` with outputs.py loaded alone (no MXNet: it starts fast);
     returns once it printed 'ready'."""
-    code = textwrap.dedent('''
-        import importlib.util, sys, time
-        spec = importlib.util.spec_from_file_location('outputs', sys.argv[1])
-        outputs = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(outputs)
-    ''') + textwrap.dedent(body)
+    code = LOAD_OUTPUTS + textwrap.dedent(body)
     proc = subprocess.Popen([sys.executable, '-c', code, OUTPUTS_PY], stdout=subprocess.PIPE,
                             text=True)
     assert proc.stdout.readline().strip() == 'ready'
@@ -140,12 +152,8 @@ def test_a_forked_child_leaves_its_parents_claim_alone(tmp_path):
         os._exit(0)
     os.waitpid(child, 0)
     assert (tmp_path / '.lenet.params.lock').exists()
-    other = subprocess.run([sys.executable, '-c', textwrap.dedent(f'''
-        import importlib.util, sys
-        spec = importlib.util.spec_from_file_location('outputs', {OUTPUTS_PY!r})
-        outputs = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(outputs)
+    other = subprocess.run([sys.executable, '-c', LOAD_OUTPUTS + textwrap.dedent(f'''
         outputs.write_text({str(path)!r}, 'other')
-    ''')], capture_output=True, text=True, timeout=60)
+    '''), OUTPUTS_PY], capture_output=True, text=True, timeout=60)
     assert other.returncode != 0
     assert f'another run is writing {path} (pid {os.getpid()})' in other.stderr

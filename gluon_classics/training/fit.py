@@ -12,6 +12,7 @@ import warnings
 
 from mxnet import init
 
+from ..accel import check_dtype
 from ..data import load_data
 from ..distributed import checkpoint_path, connect, shard_for_worker, worker_batch_size
 from ..errors import Fixable
@@ -93,8 +94,7 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
         Interrupted, the finished epochs' metrics are written.
     dtype : {'float32', 'bfloat16'}, optional
         The training graph's compute type (``train_ch5``'s ``dtype``); default
-        'float32'. 'bfloat16' is an opt-in for avx512_bf16 CPUs (checked by
-        ``train_ch5`` before its first batch).
+        'float32'. 'bfloat16' is an opt-in for avx512_bf16 CPUs.
     accel : {'on', 'graph', 'off'}, optional
         The fast path (``train_ch5``'s ``accel``); default ``$GLUON_CLASSICS_ACCEL``,
         else 'on'. Not part of the run: a resumed run may change it.
@@ -116,8 +116,9 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
         dtype=dtype, num_examples=num_examples, model_kwargs=model_kwargs,
         data_dir=os.path.abspath(os.path.expanduser(data_dir)) if data_dir else None,
         outputs=dict(save=save, metrics=metrics, plot=plot)), resume, meta, log)
-    build_model(run['model'], run['variant'], **run['model_kwargs'])  # bad options: before the data
+    probe = build_model(run['model'], run['variant'], **run['model_kwargs'])
     ctxs = resolve_ctx(ctx)
+    check_dtype(probe, ctxs, run['dtype'], hybridize)  # bad options fail before the data is read
     parallel = connect(kvstore, ctxs)
     if checkpoint is True:
         checkpoint = resume or _default_checkpoint(save or run['outputs'].get('save'), run,
