@@ -2,7 +2,7 @@
 fast path's A/B.
 
     python benchmarks/classics_bench.py profile-lenet [--data-dir DIR] [--repeats 3]
-        [--plain] [--no-kernel] [--operators] [--torch] [--ab]
+        [--plain] [--no-kernel] [--operators] [--torch] [--ab] [--num-examples N]
 
 In one process, alternating, ``--repeats`` times (min / median printed):
 
@@ -36,7 +36,8 @@ import os
 import statistics
 import time
 
-from bench.common import add_data_argument, loadavg, machine_lines, module_argv, now, run_peer
+from bench.common import (add_data_argument, add_subset_argument, loadavg, machine_lines,
+                          module_argv, now, run_peer)
 
 BATCH = 256
 CLOCK = time.thread_time  # the main thread's CPU time
@@ -45,13 +46,15 @@ CLOCK = time.thread_time  # the main thread's CPU time
 class Parts:
     """LeNet, its loaders and trainer, one fixed batch, and each part of an epoch timed."""
 
-    def __init__(self, data_dir, mode):
+    def __init__(self, data_dir, mode, num_examples=None):
         from gluon_classics import lenet, load_data_fashion_mnist, mx
         from mxnet import autograd, gluon, init
         self.mode, self.ctx = mode, mx.cpu()
         mx.random.seed(0)
         self.train_iter, self.test_iter = load_data_fashion_mnist(
             BATCH, root=data_dir, ctx=self.ctx, shuffle_seed=0)
+        if num_examples:
+            self.train_iter = self.train_iter.subset(num_examples, seed=0)
         self.net = lenet()
         self.net.initialize(init.Xavier(), ctx=self.ctx)
         self.trainer = gluon.Trainer(self.net.collect_params(), 'sgd', {'learning_rate': 0.9})
@@ -211,6 +214,7 @@ def main(argv=None):
                                  description=__doc__.split('\n')[0])
     add_data_argument(ap)
     ap.add_argument('--repeats', type=int, default=3)
+    add_subset_argument(ap)
     ap.add_argument('--plain', action='store_true', help='the plain static graph')
     ap.add_argument('--no-kernel', action='store_true',
                     help="MXNet's operators for LeNet's conv blocks, not our kernels")
@@ -228,7 +232,8 @@ def main(argv=None):
         print(line)
     print(f'{now()}, load average {loadavg()}, '
           f'OMP_NUM_THREADS={os.environ.get("OMP_NUM_THREADS", "unset")}', flush=True)
-    parts = Parts(args.data_dir, 'off' if args.plain else 'graph' if args.no_kernel else 'on')
+    parts = Parts(args.data_dir, 'off' if args.plain else 'graph' if args.no_kernel else 'on',
+                  args.num_examples)
     if args.ab:
         ab(parts, args.repeats)
     else:
