@@ -1,5 +1,6 @@
-"""benchmarks/bench_alexnet.py's bookkeeping: peers left out, the GEMM peak, the last line,
-and the PyTorch peer's network against alexnet('d2l') (no timing: that is the lead's run)."""
+"""The AlexNet benchmark's bookkeeping (benchmarks/bench/alexnet.py, run as
+benchmarks/bench_alexnet.py): peers left out, the GEMM peak, the last line, and the PyTorch
+peer's network against alexnet('d2l') (no timing: that is the lead's run)."""
 import argparse
 import json
 import os
@@ -8,11 +9,13 @@ import sys
 
 import pytest
 
-BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'benchmarks')
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, 'benchmarks')
 sys.path.insert(0, BENCH)
 
-import bench_alexnet  # noqa: E402
-from gemm_peak import Peaks  # noqa: E402
+from bench import alexnet as bench_alexnet  # noqa: E402
+from bench.common import peer_env  # noqa: E402
+from bench.gemm import Peaks  # noqa: E402
 
 AVX2 = {'avx', 'avx2', 'fma'}
 FC, MATMUL = 'mx.nd.FullyConnected 2048^2 (oneDNN)', 'torch.matmul 2048^2'
@@ -92,15 +95,17 @@ def test_a_torch_net_that_is_not_alexnet_d2l_stops_the_run():
 
 def test_torch_peer_network_matches_alexnet_d2l_or_says_torch_is_missing():
     # In its own process: PyTorch's OpenMP runtime is not MXNet's.
-    code = ('import json, sys; sys.path.insert(0, %r)\n'
+    code = ('import json, sys\n'
             'try:\n import torch; from torch import nn\nexcept ImportError:\n'
-            ' sys.exit(__import__("torch_alexnet").main(["--steps", "0"]))\n'
-            'import torch_alexnet as t\nnet = t.alexnet_torch(nn)\n'
-            'print(json.dumps([t.layer_shapes(torch, net, nn, (1, 224, 224)),'
-            ' sum(p.numel() for p in net.parameters())]))') % BENCH
+            ' from bench import torch_peer\n'
+            ' sys.exit(torch_peer.main(["alexnet", "--steps", "0"]))\n'
+            'from bench import torch_layers, torch_peer as t\nnet = t.alexnet_torch(nn)\n'
+            'print(json.dumps([torch_layers.layer_shapes(torch, net, nn, (1, 224, 224)),'
+            ' sum(p.numel() for p in net.parameters())]))')
     run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                         timeout=300)
+                         timeout=300, cwd=ROOT, env=peer_env())
     assert run.returncode == 0, run.stderr[-2000:]
+    assert 'mxnet' not in run.stderr.lower()
     if 'PyTorch is not installed' in run.stdout:
         assert '"kind": "skip"' in run.stdout
         return

@@ -1,4 +1,4 @@
-"""The ssh launch path across two network hosts on this machine (benchmarks/cluster_rehearsal.py).
+"""The ssh launch path across two network hosts on this machine (tests/cluster_rehearsal.py).
 
 It needs root, ``ip netns`` and sshd (CI installs openssh-server); where one is missing the
 test is skipped and the skip names what is missing (``-rs``, set in setup.cfg, prints it).
@@ -9,15 +9,18 @@ import sys
 
 import pytest
 
-SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'benchmarks',
-                      'cluster_rehearsal.py')
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, 'tests', 'cluster_rehearsal.py')
 
 
 @pytest.mark.cluster
 def test_cluster_rehearsal(fashion_mnist_dir):
     # The script bounds itself (270 s) and tears everything down; this limit is a backstop.
+    # This checkout's gluon_classics, in the rehearsal and in the job it launches.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [ROOT, os.environ.get('PYTHONPATH')])))
     proc = subprocess.run([sys.executable, SCRIPT, '--data-dir', fashion_mnist_dir],
-                          capture_output=True, text=True, timeout=330)
+                          capture_output=True, text=True, timeout=330, env=env, cwd=ROOT)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode == 77:
         pytest.skip(lines[-1])

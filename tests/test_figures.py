@@ -10,7 +10,7 @@ from gluon_classics.experiments.ablation_plots import FIGURES, plot_curves, plot
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG = b'\x89PNG\r\n\x1a\n'
 sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
-import speed_chart  # noqa: E402  (benchmarks/speed_chart.py)
+from bench import chart as speed_chart  # noqa: E402  (classics_bench.py chart)
 
 
 def _result(name, finals, curve=(0.3, 0.6)):

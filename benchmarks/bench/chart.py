@@ -1,7 +1,7 @@
 """README's LeNet speed tables as one chart: examples/s per peer, per CPU class and code stage.
 
-    python benchmarks/speed_chart.py [--data docs/measurements/lenet_speed.json]
-                                     [--out docs/speed.png]
+    python benchmarks/classics_bench.py chart [--data docs/measurements/lenet_speed.json]
+                                              [--out docs/speed.png]
 
 Reads the runs (min / median examples/s per peer, as README.md's Speed tables give
 them) and draws, per CPU class, code stage and thread count, a bar per peer at the
@@ -11,9 +11,8 @@ import argparse
 import json
 import os
 import statistics
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench.common import REPO as ROOT
 PEERS = (('d2l', 'd2l train_ch6', '#9e9e9e'), ('torch', 'eager PyTorch', '#e07b39'),
          ('ours', 'gluon_classics train_ch5', '#2a7ab0'))
 CPU = {'avx512': 'AVX-512 CPU', 'avx2': 'AVX2 CPU'}
@@ -28,7 +27,6 @@ def groups(runs):
 
 
 def draw(data, out):
-    sys.path.insert(0, ROOT)
     from gluon_classics.utils.outputs import save_figure
     from gluon_classics.utils.plots import _pyplot
     plt = _pyplot()
@@ -70,7 +68,8 @@ def draw(data, out):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='classics_bench.py chart',
+                                     description=__doc__.split('\n')[0])
     parser.add_argument('--data', default=os.path.join(ROOT, 'docs', 'measurements',
                                                        'lenet_speed.json'))
     parser.add_argument('--out', default=os.path.join(ROOT, 'docs', 'speed.png'))
@@ -78,7 +77,4 @@ def main(argv=None):
     with open(args.data) as f:
         draw(json.load(f), args.out)
     print(f'wrote {args.out}')
-
-
-if __name__ == '__main__':
-    main()
+    return 0

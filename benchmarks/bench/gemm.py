@@ -1,7 +1,6 @@
-"""The GEMM peak that bench_alexnet.py sets its steps' GFLOP/s against.
+"""The GEMM peak that the alexnet benchmark sets its steps' GFLOP/s against.
 
-    python benchmarks/gemm_peak.py --framework mxnet|torch [--dtype float32|bfloat16]
-                                   [--threads N]
+    python -m bench.gemm --framework mxnet|torch [--dtype float32|bfloat16] [--threads N]
 
 Prints one ``BENCH_JSON`` record (``kind: "gemm"``): the best GFLOP/s of ten products
 of two 2048x2048 matrices of ``--dtype``, and its source:
@@ -13,16 +12,13 @@ of two 2048x2048 matrices of ``--dtype``, and its source:
          record where PyTorch is not installed.
 
 Each framework in its own process (they bring different OpenMP runtimes): this module
-imports neither at the top, so bench_alexnet.py can import :class:`Peaks` and
+imports neither at the top, so alexnet.py can import :class:`Peaks` and
 :func:`sample` from it.
 """
 import argparse
-import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import emit, run_peer  # noqa: E402
+from bench.common import emit, module_argv, run_peer, torch_threads
 
 N = 2048
 SOURCES = {'mxnet': f'mx.nd.FullyConnected {N}^2 (oneDNN)', 'torch': f'torch.matmul {N}^2'}
@@ -92,9 +88,9 @@ def sample(peaks, dtypes, threads, frameworks):
     """One sample of each framework's GEMM in each dtype, each in its own process."""
     for dtype in dtypes:
         for framework in frameworks:
-            for record in run_peer([os.path.abspath(__file__), '--framework', framework,
-                                    '--dtype', dtype, '--threads', str(threads)],
-                                   env={'OMP_NUM_THREADS': str(threads)}, echo=False):
+            argv = module_argv('gemm', '--framework', framework, '--dtype', dtype,
+                               '--threads', threads)
+            for record in run_peer(argv, env={'OMP_NUM_THREADS': str(threads)}, echo=False):
                 peaks.add(record)
 
 
@@ -105,14 +101,14 @@ def main(argv=None):
     ap.add_argument('--threads', type=int, default=None,
                     help='torch.set_num_threads (default: $OMP_NUM_THREADS, else 2)')
     args = ap.parse_args(argv)
-    threads = args.threads or int(os.environ.get('OMP_NUM_THREADS') or 2)
+    threads = torch_threads(args.threads)
     record = dict(kind='gemm', source=SOURCES[args.framework], dtype=args.dtype)
     try:
         product = mxnet_product(args.dtype) if args.framework == 'mxnet' else \
             torch_product(args.dtype, threads)
         record['gflops'] = best_gflops(product)
     except ImportError as err:
-        print(f'gemm_peak: {err.name} is not installed, skipping {SOURCES[args.framework]}')
+        print(f'gemm: {err.name} is not installed, skipping {SOURCES[args.framework]}')
         record = dict(kind='skip', reason=f'{err.name} not installed')
     except Exception as err:  # e.g. no bfloat16 GEMM on this CPU: reported, not fatal
         message = (str(err).strip().splitlines() or [''])[0]
@@ -124,4 +120,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    raise SystemExit(main())

@@ -1,6 +1,8 @@
 """Rehearse a cluster job on one machine: the ssh launch path across two network hosts.
 
-    python benchmarks/cluster_rehearsal.py [--data-dir DIR]      # as root
+    python tests/cluster_rehearsal.py [--data-dir DIR]      # as root, from the repo root
+
+tests/test_cluster.py runs it (``-m cluster``); it is a test, not a benchmark.
 
 Two network namespaces joined by a veth pair are the two hosts, 10.254.18.1
 and 10.254.18.2 (a /30 that exists only inside them: they reach each other and
@@ -41,8 +43,8 @@ import numpy as np
 import gluon_classics
 from gluon_classics import get_model, load_data, mx
 from gluon_classics.data import default_root
-from gluon_classics.training import make_trainer, seed_everything, train_ch5
 from gluon_classics.distributed import StackedShards
+from gluon_classics.training import make_trainer, seed_everything, train_ch5
 
 NOT_RUN = 77
 HOSTS = ('10.254.18.1', '10.254.18.2')  # private, and only inside the two namespaces

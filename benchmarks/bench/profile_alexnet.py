@@ -1,6 +1,7 @@
 """Where AlexNet's float32 training step goes, layer by layer, in MXNet and in eager PyTorch.
 
-    python benchmarks/profile_alexnet.py [--batch-size 32] [--reps 3] [--threads N] [--impl]
+    python benchmarks/classics_bench.py profile-alexnet [--batch-size 32] [--reps 3]
+                                                        [--threads N] [--impl]
 
 Each layer of ``alexnet('d2l')`` alone, on its training shapes at ``--batch-size``:
 its forward under ``autograd.record()`` (dropout on) and its backward from a random
@@ -24,24 +25,21 @@ oneDNN (PyTorch's dense layers: MKL's sgemm).
 
 Each framework runs in its own process (MXNet's and PyTorch's OpenMP runtimes); MXNet
 with ``OMP_NUM_THREADS``, PyTorch with ``torch.set_num_threads``, both ``--threads``.
-PyTorch's side is ``torch_alexnet.py --layers``; without PyTorch, MXNet's column alone.
+MXNet's side is ``python -m bench.profile_alexnet --child mxnet``, PyTorch's
+``torch_peer.py alexnet --layers`` (torch_layers.py); without PyTorch, MXNet's column alone.
 """
 import argparse
-import os
+import json
 import re
 import statistics
 import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))
+from bench.common import (PREFIX, REPO, emit, format_table, loadavg, machine_lines, module_argv,
+                          peer_env, run_peer, threads as omp_threads)
 
-from _common import PREFIX, emit, format_table, machine_lines, run_peer  # noqa: E402
-
-TORCH_SCRIPT = os.path.join(HERE, 'torch_alexnet.py')
-MARK = 'PROFILE_LAYER '
+MARK = 'PROFILE_LAYER '  # as torch_layers.py's
 
 
 def _median_ms(values):
@@ -85,7 +83,7 @@ def mxnet_layers(args):
     """MXNet's side (in its own process): one ``layers`` record."""
     from gluon_classics import alexnet, mx
     from gluon_classics.model_zoo import leaves
-    from mxnet import autograd, gluon, init, nd
+    from mxnet import gluon, init, nd
     b, size, reps, mark = args.batch_size, args.resize, args.reps, args.impl
     mx.random.seed(args.seed)
     net = alexnet(variant='d2l')
@@ -153,14 +151,14 @@ def _mxnet_step(net, args):
 def run_side(argv, env, impl):
     """The ``layers`` record of one framework's child and, with ``impl``, the oneDNN
     primitives per layer of its verbose pass: {layer: {(primitive, impl, kind): ms}}."""
-    out = subprocess.run([sys.executable] + argv, capture_output=True, text=True,
-                         env=dict(os.environ, **env), timeout=1800)
+    out = subprocess.run([sys.executable] + argv, capture_output=True, text=True, cwd=REPO,
+                         env=peer_env(env), timeout=1800)
     if out.returncode != 0:
-        sys.exit(f'profile_alexnet: {" ".join(argv[:1])} failed:\n{out.stderr[-2000:]}')
+        sys.exit(f'profile-alexnet: {" ".join(argv[:2])} failed:\n{out.stderr[-2000:]}')
     record, prims, layer = None, {}, None
     for line in out.stdout.splitlines():
         if line.startswith(PREFIX):
-            record = __import__('json').loads(line[len(PREFIX):])
+            record = json.loads(line[len(PREFIX):])
         elif line.startswith(MARK.strip()):
             layer = line[len(MARK.strip()):].strip() or None
         elif impl and layer and ',exec,' in line:
@@ -212,8 +210,9 @@ def print_impl(mx_prims, torch_prims, top=8):
             print(f'  {layer:10s} {side:5s} {total}{text or "none (off oneDNN)"}')
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+def parse_args(argv):
+    ap = argparse.ArgumentParser(prog='classics_bench.py profile-alexnet',
+                                 description=__doc__.split('\n')[0])
     ap.add_argument('--batch-size', type=int, default=32)
     ap.add_argument('--resize', type=int, default=224)
     ap.add_argument('--reps', type=int, default=3, help='timed runs per layer (after 2 untimed)')
@@ -223,30 +222,38 @@ def main(argv=None):
                     help='threads of both frameworks (default: $OMP_NUM_THREADS, else 2)')
     ap.add_argument('--impl', action='store_true', help="oneDNN's primitives per layer")
     ap.add_argument('--child', choices=('mxnet',), help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     if args.child:
         return mxnet_layers(args)
-    threads = str(args.threads or os.environ.get('OMP_NUM_THREADS') or 2)
+    threads = omp_threads(args.threads)
     env = {'OMP_NUM_THREADS': threads}
-    common = ['--batch-size', str(args.batch_size), '--resize', str(args.resize),
-              '--lr', str(args.lr), '--seed', str(args.seed)]
+    common = ['--batch-size', args.batch_size, '--resize', args.resize, '--lr', args.lr,
+              '--seed', args.seed]
     for line in machine_lines():
         print(line)
-    load = open('/proc/loadavg').read().split()[:3] if os.path.exists('/proc/loadavg') else []
     print(f'AlexNet (d2l) float32 at {args.resize}, batch {args.batch_size}, {threads} threads, '
-          f'median of {args.reps} runs; load average {" ".join(load) or "n/a"}', flush=True)
-    mine = [os.path.abspath(__file__), '--child', 'mxnet', '--reps', str(args.reps)] + common
-    theirs = [TORCH_SCRIPT, '--layers', str(args.reps), '--threads', threads] + common
-    mx_rec, _ = run_side(mine, env, False)
-    torch_rec = next((r for r in run_peer(theirs, env=env) if r['kind'] == 'layers'), None)
+          f'median of {args.reps} runs; load average {loadavg()}', flush=True)
+
+    def mine(reps, *extra):
+        return module_argv('profile_alexnet', '--child', 'mxnet', '--reps', reps, *common, *extra)
+
+    def theirs(reps, *extra):
+        return module_argv('torch_peer', 'alexnet', '--layers', reps, '--threads', threads,
+                           *common, *extra)
+    mx_rec, _ = run_side(mine(args.reps), env, False)
+    torch_rec = next((r for r in run_peer(theirs(args.reps), env=env)
+                      if r['kind'] == 'layers'), None)
     print(format_table(table(mx_rec, torch_rec),
                        ['layer', 'output', 'MXNet fwd ms', 'MXNet bwd ms', 'torch fwd ms',
                         'torch bwd ms', 'MXNet / torch']))
-    if args.impl:
-        once = ['--reps', '1']  # the last of 3 runs is logged
-        _, mx_prims = run_side(mine + once + ['--impl'],
+    if args.impl:  # one more pass with oneDNN's verbose log: the last of 3 runs is logged
+        _, mx_prims = run_side(mine(1, '--impl'),
                                dict(env, MKLDNN_VERBOSE='1', DNNL_VERBOSE='1'), True)
-        _, torch_prims = run_side(theirs[:1] + ['--layers', '1'] + theirs[3:] + ['--impl'],
+        _, torch_prims = run_side(theirs(1, '--impl'),
                                   dict(env, ONEDNN_VERBOSE='1', DNNL_VERBOSE='1'), True) \
             if torch_rec else (None, {})
         print_impl(mx_prims, torch_prims)

@@ -1,0 +1,249 @@
+"""AlexNet (d2l, 1x224x224) training-step speed on a CPU: d2l's, gluon_classics's and PyTorch's.
+
+    python benchmarks/bench_alexnet.py [--data-dir DIR] [--steps 3] [--batch-size 128]
+                                       [--resize 224] [--threads N]
+                                       [--peers d2l,ours,bf16,torch,torch_bf16]
+    python benchmarks/classics_bench.py alexnet ...   (the same)
+
+  d2l   the book's pipeline (d2l_peer.py): d2l 1.0.3's own ``load_data_fashion_mnist(
+        batch_size, resize=224)`` (the book's per-image ``Resize`` + ``ToTensor`` in a
+        4-worker DataLoader, numpy mode) over the local IDX files, and ``train_ch6``'s step
+        with the real ``from d2l import mxnet as d2l`` (``d2l.accuracy``,
+        ``d2l.Accumulator``: ``float()`` of the loss sum and of the correct count after
+        every batch); the network is not hybridized, as in the book.
+  ours  gluon_classics (ours.py): ``load_data_fashion_mnist(batch_size, resize=224)`` (uint8 on
+        the context, ``take`` + cast + batched bilinear resize per batch) and
+        train_ch5's step: forward, summed softmax cross-entropy and correct count in
+        one static graph (``make_objective``), ``trainer.step``, sums kept on the context.
+  bf16  ours in bfloat16: ``train --dtype bfloat16`` (``make_objective(...,
+        dtype='bfloat16')``): convolutions, dense layers, ReLU and pooling on oneDNN's
+        avx512_bf16 kernels, float32 weights cast in the graph, dropout and the loss
+        in float32, float32 gradients and update. Opt-in: bfloat16 rounding changes
+        the function. Shown only on CPUs with avx512_bf16.
+  torch eager PyTorch (torch_peer.py, ``torch.set_num_threads(--threads)``): the same
+        network, init, loss and SGD; the same batches, taken from a uint8 tensor in
+        memory with ``index_select`` + ``float() / 255`` + one batched bilinear
+        ``F.interpolate`` per batch (ours's ``take`` + cast + resize), then
+        ``zero_grad``, forward, loss, backward, ``optimizer.step()`` and the loss sum
+        and correct count added to tensors. Left out, in one line, without PyTorch
+        (never a dependency of gluon_classics: ``pip install torch==2.13.0``).
+  torch_bf16  the same under ``torch.autocast('cpu', dtype=torch.bfloat16)``; shown
+        only on CPUs with avx512_bf16 or AMX.
+
+All: ``alexnet(variant='d2l')`` (PyTorch's layer shapes and parameter count are checked
+against it), Xavier init, SGD lr 0.01, one warm-up step, then ``--steps`` timed steps.
+A step's time runs from asking the loader for the batch until the SGD update of every
+parameter is done (``wait_to_read`` on each; eager PyTorch is done when its calls
+return), so loading, resizing, forward, backward and update are all inside, for every
+peer. (The book's ``float()`` calls wait only for the forward pass; its own Timer lets
+the backward pass and the update run on into the next step.) Each peer runs in its
+own process, in the order given.
+
+Achieved GFLOP/s = examples/s x training FLOPs per image, where the training
+FLOPs are 3x the forward multiply-adds x 2 of the convolution and dense layers
+(forward, gradient of the input, gradient of the weights; the first conv has no
+input gradient, so 2x), pooling, activations, loss and update left out. The
+peak is the best GEMM this CPU was seen to run, each sampled in its own process
+before, between and after the peers (the CPU may be shared: the best sample is
+used): ``mx.nd.FullyConnected`` on 2048x2048 float32 matrices (oneDNN's sgemm,
+what ours's dense layers run) and, where PyTorch is installed, ``torch.matmul``
+(MKL). ``mx.nd.dot`` is not a peak: it ran at 49 GFLOP/s where torch.matmul ran
+290 on one Xeon. Rows in bfloat16 are set against the same GEMMs in bfloat16. A
+step above 100% of its peak is printed as measured with a line naming the peak's
+source: the GEMM samples met a busier CPU than the step, or no sampled GEMM reaches the
+hardware; either way the column is not to be quoted until that is found.
+
+The last line: every peer's ratio to d2l, bf16's to ours, and
+``ours_vs_torch_fp32=X.XX`` (ours / torch examples/s) and ``ours_vs_torch_bf16=X.XX``
+(bf16 / torch_bf16), each only where both peers ran.
+"""
+import argparse
+import sys
+import time
+
+from bench.common import (add_data_argument, cpu, format_table, loadavg, machine_lines,
+                          module_argv, now, peer_options, run_peer, threads as omp_threads,
+                          torch_installed)
+from bench.gemm import Peaks, sample
+
+PEERS = {'d2l': "d2l: the book's per-image Resize DataLoader + step",
+         'ours': 'gluon_classics: batched resize + one static graph',
+         'bf16': 'gluon_classics graph in bfloat16 (train --dtype bfloat16)',
+         'torch': 'eager PyTorch float32, batched resize',
+         'torch_bf16': 'eager PyTorch, bfloat16 autocast'}
+TORCH_PEERS = ('torch', 'torch_bf16')
+BF16_PEERS = ('bf16', 'torch_bf16')
+
+
+def bf16_missing(peer, flags):
+    """Why ``peer`` cannot run in bfloat16 on a CPU with ``flags``, or None."""
+    if peer == 'bf16' and 'avx512_bf16' not in flags:
+        return 'no avx512_bf16 (MXNet\'s oneDNN has bfloat16 kernels only there)'
+    if peer == 'torch_bf16' and not {'avx512_bf16', 'amx_bf16'} & set(flags):
+        return 'neither avx512_bf16 nor AMX'
+    return None
+
+
+def layer_table(image_shape):
+    """Training FLOPs per image of the conv and dense layers (see the module docstring),
+    the output shape at batch 1 of each of ``alexnet('d2l')``'s layers, and its parameter
+    count."""
+    from gluon_classics import alexnet
+    from gluon_classics.model_zoo import leaves
+    from mxnet import init, nd
+    from mxnet.gluon import nn
+    net = alexnet(variant='d2l')
+    net.initialize(init.Xavier())
+    x = nd.zeros((1,) + tuple(image_shape))
+    total, first, shapes = 0.0, True, []
+    for layer in leaves(net):
+        x = layer(x)
+        shapes.append(list(x.shape))
+        if isinstance(layer, (nn.Conv2D, nn.Dense)):
+            w = layer.weight.shape
+            per_output = 1
+            for d in w[1:]:
+                per_output *= d
+            outputs = x.size if isinstance(layer, nn.Conv2D) else w[0]
+            fwd = 2.0 * per_output * outputs
+            total += fwd * (2 if first else 3)
+            first = False
+    params = sum(p.data().size for p in net.collect_params().values())
+    return total, shapes, params
+
+
+def select_peers(ap, args, flags, have_torch):
+    """The peers asked for, less those this CPU or this environment cannot run (one line
+    each)."""
+    peers = [p.strip() for p in args.peers.split(',') if p.strip()]
+    unknown = [p for p in peers if p not in PEERS]
+    if unknown or not peers:
+        ap.error(f'unknown peer(s) {", ".join(unknown) or "(none given)"}: '
+                 f'choose from {", ".join(PEERS)}')
+    for peer in [p for p in peers if p in BF16_PEERS]:
+        why = bf16_missing(peer, flags)
+        if why:
+            print(f'bench_alexnet: this CPU has {why}: leaving out the {peer} peer')
+            peers.remove(peer)
+    torch_peers = [p for p in peers if p in TORCH_PEERS]
+    if torch_peers and not have_torch:
+        them = 'them' if len(torch_peers) > 1 else 'it'
+        print(f'bench_alexnet: PyTorch is not installed: leaving out {", ".join(torch_peers)} '
+              f'(pip install torch==2.13.0 to include {them}; never a dependency of '
+              f'gluon_classics)')
+        peers = [p for p in peers if p not in TORCH_PEERS]
+    return peers
+
+
+def check_torch_net(peer, record, shapes, params):
+    """Stop if PyTorch's network is not gluon_classics's alexnet('d2l')."""
+    theirs = [shape for _, shape in record['shapes']]
+    if theirs != shapes or record['parameters'] != params:
+        sys.exit(f'bench_alexnet: the {peer} peer\'s network is not alexnet(\'d2l\'): layer '
+                 f'shapes {theirs} and {record["parameters"]} parameters against {shapes} and '
+                 f'{params}; fix alexnet_torch in benchmarks/bench/torch_peer.py')
+
+
+def report(args, peers, results, peaks, flops, threads, load):
+    rows, rates, warnings = [], {}, []
+    for peer in peers:
+        times = results[peer]['times']
+        rates[peer] = rate = args.batch_size * len(times) / sum(times)
+        gflops = rate * flops / 1e9
+        peak, source = peaks.best('bfloat16' if peer in BF16_PEERS else 'float32')
+        if peak and gflops > peak:  # printed as measured, never clamped
+            warnings.append(f'NOTE: {peer} ran {gflops:.1f} GFLOP/s, above the {peak:.1f} of its '
+                            f'peak ({source}): the GEMM samples met a busier CPU than the '
+                            f'steps, or no sampled GEMM reaches this CPU; find which before '
+                            f'quoting that column')
+        rows.append([PEERS[peer], f'{min(times):.2f} / {sorted(times)[len(times) // 2]:.2f}',
+                     f'{rate:.1f}', f'{gflops:.1f}', f'{100 * gflops / peak:.0f}%' if peak
+                     else 'n/a'])
+    print(f'\ntraining FLOPs per image (conv + dense): {flops / 1e9:.2f} GFLOP; '
+          f'{threads} threads; load average now {load()}')
+    for dtype in ['float32'] + (['bfloat16'] if set(peers) & set(BF16_PEERS) else []):
+        print(peaks.describe(dtype))
+    print(format_table(rows, ['pipeline', 'step s (min / median)', 'examples/s', 'GFLOP/s',
+                              'of GEMM peak']))
+    for line in warnings:
+        print(line)
+    ratios = [f'{p} vs d2l: {rates[p] / rates["d2l"]:.2f}x' for p in peers
+              if p != 'd2l' and 'd2l' in rates]
+    if 'bf16' in rates and 'ours' in rates:
+        ratios.append(f'bf16 vs ours: {rates["bf16"] / rates["ours"]:.2f}x')
+    if 'ours' in rates and 'torch' in rates:
+        ratios.append(f'ours_vs_torch_fp32={rates["ours"] / rates["torch"]:.2f}')
+    if 'bf16' in rates and 'torch_bf16' in rates:
+        ratios.append(f'ours_vs_torch_bf16={rates["bf16"] / rates["torch_bf16"]:.2f}')
+    return '  '.join(ratios)
+
+
+def peer_argv(peer, args, threads):
+    options = ['alexnet'] + peer_options(args, steps=args.steps, resize=args.resize)
+    if peer in TORCH_PEERS:
+        return module_argv('torch_peer', *options, '--threads', threads,
+                           *(['--bf16'] if peer == 'torch_bf16' else []))
+    if peer == 'd2l':
+        return module_argv('d2l_peer', *options)
+    return module_argv('ours', *options, '--dtype', 'bfloat16' if peer == 'bf16' else 'float32')
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(prog='bench_alexnet.py', description=__doc__.split('\n')[0])
+    add_data_argument(ap)
+    ap.add_argument('--steps', type=int, default=3, help='timed steps per peer (after 1 warm-up)')
+    ap.add_argument('--batch-size', type=int, default=128)
+    ap.add_argument('--resize', type=int, default=224)
+    ap.add_argument('--lr', type=float, default=0.01)
+    ap.add_argument('--threads', type=int, default=None,
+                    help='OMP_NUM_THREADS of every process and torch.set_num_threads '
+                         '(default: $OMP_NUM_THREADS, else 2)')
+    ap.add_argument('--peers', default='d2l,ours,bf16,torch,torch_bf16',
+                    help='comma-separated, run in this order (default d2l,ours,bf16,torch,'
+                         'torch_bf16; the bf16 ones are left out on CPUs without bfloat16 '
+                         'instructions, the torch ones without PyTorch)')
+    ap.add_argument('--seed', type=int, default=0)
+    return ap, ap.parse_args(argv)
+
+
+def run_peers(args, peers, threads, have_torch, shapes, params):
+    """Each peer's steps record, with GEMM peak samples before, between and after them."""
+    dtypes = ['float32'] + (['bfloat16'] if set(peers) & set(BF16_PEERS) else [])
+    frameworks = ['mxnet', 'torch'] if have_torch else ['mxnet']
+    peaks, results = Peaks(), {}
+    sample(peaks, dtypes, threads, frameworks)
+    for peer in peers:
+        print(f'--- {peer}', flush=True)
+        records = run_peer(peer_argv(peer, args, threads), env={'OMP_NUM_THREADS': threads})
+        steps = [r for r in records if r['kind'] == 'steps']
+        if not steps:  # the child said why in its line (torch missing, say)
+            continue
+        results[peer] = steps[0]
+        if peer in TORCH_PEERS:
+            check_torch_net(peer, results[peer], shapes, params)
+        # The CPU may be shared: the peaks are sampled before, between and after the peers.
+        sample(peaks, dtypes, threads, frameworks)
+    return results, peaks
+
+
+def main(argv=None):
+    ap, args = parse_args(argv)
+    _, _, flags = cpu()
+    have_torch = torch_installed()
+    peers = select_peers(ap, args, flags, have_torch)
+    threads = omp_threads(args.threads)
+    print(f'bench_alexnet {now()}')
+    for line in machine_lines():
+        print(line)
+    print(f'OMP_NUM_THREADS={threads}, load average {loadavg()}\n'
+          f'AlexNet (d2l) at {args.resize}, batch {args.batch_size}, 1 warm-up + {args.steps} '
+          f'timed steps per peer: {", ".join(peers) or "(none left)"}', flush=True)
+    if not peers:
+        return 1
+    start = time.time()
+    flops, shapes, params = layer_table((1, args.resize, args.resize))
+    results, peaks = run_peers(args, peers, threads, have_torch, shapes, params)
+    last = report(args, [p for p in peers if p in results], results, peaks, flops, threads,
+                  loadavg)
+    print('  '.join(filter(None, [last, f'(total {time.time() - start:.0f} s)'])))
+    return 0
