@@ -46,7 +46,7 @@ def _import_mxnet():
             f'(it needs numpy<1.24): pip install numpy==1.23.5')
     # Without OMP_NUM_THREADS, MXNet on x86 gives its OpenMP operators half the
     # logical cores (src/engine/openmp.cc assumes hyper-threads): one thread on
-    # a 2-core machine, where README's figures were measured with 2. So unless
+    # a 2-core machine, where docs/speed.md's figures were measured with 2. So unless
     # the user chose (OMP_NUM_THREADS or MXNET_OMP_MAX_THREADS), MXNet is
     # imported with all cores; it reads the variable during its import, and the
     # variable is taken out again: child processes and the launcher see only

@@ -119,7 +119,7 @@ def _hints(facts, cuda_build):
     for gpu in facts['gpus']:
         if cuda_build and not gpu['usable']:
             hints.append(f"GPU {gpu['index']} is not usable by this MXNet; training uses the "
-                         f"CPU (README, \"GPU compatibility\", says what works on it)")
+                         f"CPU (docs/gpu.md says what works on it)")
     if facts['gpus'] and not cuda_build:
         hints.append('MXNet is the CPU build: for the GPU, pip install -r requirements-cu112.txt '
                      'in a separate environment')

@@ -1,9 +1,11 @@
-"""README's LeNet speed tables as one chart: examples/s per peer, per CPU class and code stage.
+"""The LeNet speed logs as one chart: examples/s per peer, per CPU class and code stage.
+
+The logs are in docs/measurements/, summarized in docs/speed.md.
 
     python benchmarks/classics_bench.py chart [--data docs/measurements/lenet_speed.json]
                                               [--out docs/speed.png]
 
-Reads the runs (min / median examples/s per peer, as README.md's Speed tables give
+Reads the runs (min / median examples/s per peer, as the speed logs give
 them) and draws, per CPU class, code stage and thread count, a bar per peer at the
 median of the runs' medians, a dot per run's median, and the ratios of ours.
 """
@@ -58,7 +60,7 @@ def draw(data, out):
     ax.legend(fontsize=10, loc='lower right')
     ax.xaxis.set_major_formatter(lambda x, _: f'{x:,.0f}')
     ax.set_title('LeNet on Fashion-MNIST (batch 256, 3 epochs a repeat): training speed, '
-                 'from README.md, Speed', fontsize=12, loc='left')
+                 'from docs/measurements (docs/speed.md)', fontsize=12, loc='left')
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.text(0.01, 0.01, '\n'.join(f'{CPU[k]}: {v}' for k, v in data['machines'].items()),
              fontsize=8, color='#444444')

@@ -49,7 +49,7 @@ def advice(cpuinfo='/proc/cpuinfo'):
     m = MEASURED.get((vendor, bf16))
     if m is None:
         return (f'bfloat16: {bf16} present, not measured on this CPU class ({vendor}): '
-                f'compare with benchmarks/bench_alexnet.py --dtype bfloat16')
+                f'compare with benchmarks/bench_alexnet.py --peers ours,bf16')
     verdict = 'faster' if m['speedup'] > 1 else 'slower'
     return (f"bfloat16: measured {verdict} on this CPU class, {m['speedup']:.2f}x float32 "
             f"(chapter AlexNet, {m['figures']}, {m['machine']}, {m['date']})")

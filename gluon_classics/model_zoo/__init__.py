@@ -52,7 +52,7 @@ MODELS = {
     'alexnet': ModelEntry(alexnet, ALEXNET_VARIANTS,
                           dict(lr=0.01, batch_size=128, epochs=10, resize=224),
                           # the chapter's exercise on 28x28 images, chosen by measurement
-                          # (README, "Measured: AlexNet")
+                          # (docs/results.md, "Measured: AlexNet")
                           {'small': dict(lr=0.05, resize=None, optimizer='momentum',
                                          schedule='cosine')}),
 }
