@@ -96,7 +96,8 @@ def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs, 
     """Train ``net`` with softmax cross-entropy, printing one line per epoch.
 
     The chapter's arguments: an initialized ``net``, the loaders, the loader's
-    ``batch_size``, a ``gluon.Trainer``, ``ctx`` (a list trains data-parallel:
+    ``batch_size`` (each step normalizes by its own batch's length, so a last,
+    partial batch weighs like the others), a ``gluon.Trainer``, ``ctx`` (a list trains data-parallel:
     each batch is split, the trainer's KVStore sums the gradients) and
     ``num_epochs``. Returns the history: per epoch ``epoch``, ``loss``,
     ``train_acc``, ``test_acc``, ``seconds`` and ``examples_per_sec``.
