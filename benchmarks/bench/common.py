@@ -12,6 +12,7 @@ import statistics
 import subprocess
 import sys
 import time
+import types
 
 BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # benchmarks/
 REPO = os.path.dirname(BENCH)
@@ -77,11 +78,27 @@ def _folder(path):
 
 
 def _idx():
-    """gluon_classics/data/idx.py, loaded by its path: it needs numpy only, while importing
-    it through the package would load MXNet into the PyTorch peers."""
-    path = os.path.join(REPO, 'gluon_classics', 'data', 'idx.py')
-    spec = importlib.util.spec_from_file_location('gluon_classics_idx', path)
-    module = importlib.util.module_from_spec(spec)
+    """gluon_classics/data/idx.py, loaded by its path with the errors.py it imports: they
+    need numpy only, while importing them through the package would load MXNet into the
+    PyTorch peers."""
+    if 'gluon_classics.data.idx' in sys.modules:
+        return sys.modules['gluon_classics.data.idx']
+    stubs = [name for name in ('gluon_classics', 'gluon_classics.data') if name not in sys.modules]
+    for name in stubs:  # the package's folders, without its __init__ (which loads MXNet)
+        sys.modules[name] = types.ModuleType(name)
+        sys.modules[name].__path__ = []
+    try:
+        if 'gluon_classics.errors' not in sys.modules:
+            _load('gluon_classics.errors', 'errors.py')
+        return _load('gluon_classics.data.idx', 'data', 'idx.py')
+    finally:  # a later import of the real package finds these two modules, not the stubs
+        for name in stubs:
+            del sys.modules[name]
+
+
+def _load(name, *path):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, 'gluon_classics', *path))
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
