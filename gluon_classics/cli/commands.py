@@ -48,7 +48,7 @@ def cmd_train(args, parallel=None):
             model_kwargs=model_kwargs(args) or None, save=args.save, metrics=args.metrics,
             plot=args.plot, log=log)
     except TrainingInterrupted as stop:
-        done, checkpoint = len(stop.history), getattr(stop, 'checkpoint', None)
+        done, checkpoint = len(stop.history), stop.checkpoint
         print(f'gluon-classics: {signals.name()} in epoch {stop.epoch}; '
               + (f'{done} finished epoch(s) are in {checkpoint}: continue with --resume '
                  f'{checkpoint}' if done and checkpoint else 'no epoch had finished, nothing was '

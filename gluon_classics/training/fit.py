@@ -104,9 +104,15 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
     net : HybridBlock
     history : list of dict
 
+    Raises
+    ------
+    TrainingInterrupted
+        Ctrl-C or SIGTERM; its ``checkpoint`` holds the finished epochs (their metrics are
+        written).
+
     Warns
     -----
-    RuntimeWarning
+    ChanceLevelWarning
         Training ended at chance-level test accuracy.
     """
     meta = load_checkpoint(resume) if resume else None  # the settings, before anything is built

@@ -34,11 +34,12 @@ LOSS = gluon.loss.SoftmaxCrossEntropyLoss()
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during training; ``history`` holds the epochs that finished."""
+    """Ctrl-C during training; ``history`` holds the epochs that finished, ``checkpoint``
+    (set by ``fit``) the file that holds them."""
 
-    def __init__(self, epoch, history):
+    def __init__(self, epoch, history, checkpoint=None):
         super().__init__(f'interrupted during epoch {epoch}')
-        self.epoch, self.history = epoch, history
+        self.epoch, self.history, self.checkpoint = epoch, history, checkpoint
 
 
 def count_correct(y_hat, y):
