@@ -6,6 +6,8 @@
     profile-alexnet  where AlexNet's step goes, layer by layer, MXNet beside PyTorch
     data             d2l's per-image loader vs gluon_classics's ArrayLoader
     chart            docs/speed.png from docs/measurements/lenet_speed.json
+    article-chart    docs/measurements/alexnet-article.png: the article's AlexNet run beside
+                     the published one, from its record
 
 ``MODE --help`` gives each mode's options; benchmarks/bench/ holds them (its __init__.py
 says which module does what).
@@ -16,7 +18,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODES = {'lenet': 'lenet', 'alexnet': 'alexnet', 'profile-lenet': 'profile_lenet',
-         'profile-alexnet': 'profile_alexnet', 'data': 'data', 'chart': 'chart'}
+         'profile-alexnet': 'profile_alexnet', 'data': 'data', 'chart': 'chart',
+         'article-chart': 'article_chart'}
 
 
 def run(module, argv):

@@ -1,4 +1,5 @@
-"""The docs' figures: the ablation's ranking and curves, and the chart of the LeNet speed logs."""
+"""The docs' figures: the ablation's ranking and curves, the chart of the LeNet speed logs,
+and the article's AlexNet run beside the published one."""
 import json
 import os
 import re
@@ -10,6 +11,7 @@ from gluon_classics.experiments.ablation_plots import FIGURES, plot_curves, plot
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG = b'\x89PNG\r\n\x1a\n'
 sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
+from bench import article_chart  # noqa: E402  (classics_bench.py article-chart)
 from bench import chart as speed_chart  # noqa: E402  (classics_bench.py chart)
 
 
@@ -86,3 +88,25 @@ def test_speed_chart_data_are_the_logs_tables_and_readme_has_the_headline(tmp_pa
     labels = speed_chart.draw(data, str(tmp_path / 'speed.png'))
     assert len(labels) == 5 and labels[0].startswith('AVX-512 CPU, 2 threads\nour operators')
     assert (tmp_path / 'speed.png').read_bytes()[:8] == PNG
+
+
+def test_article_page_quotes_its_record_and_the_chart_draws_both_runs(tmp_path):
+    with open(os.path.join(ROOT, 'docs', 'measurements', 'alexnet-article.json')) as f:
+        record = json.load(f)
+    ours, published = record['history'], record['reference']['history']
+    rows = {int(m[0]): m[1:] for m in re.findall(r'^\| (\d) \|(.*)\|$',
+                                                 _text('docs/measurements/alexnet-article.md'),
+                                                 re.M)}
+    assert sorted(rows) == [r['epoch'] for r in published]  # one row per published epoch
+    for epoch, cells in rows.items():
+        cells = [c.strip() for c in cells[0].split('|')]
+        mine = [r for r in ours if r['epoch'] == epoch]
+        want = ['%.4f' % mine[0]['loss'], '%.3f' % mine[0]['train_acc'],
+                '%.3f' % mine[0]['test_acc']] if mine else ['', '', '']
+        ref, = [r for r in published if r['epoch'] == epoch]
+        want += ['%.4f' % ref['loss'], '%.3f' % ref['train_acc'], '%.3f' % ref['test_acc']]
+        assert cells == want, epoch
+    labels = article_chart.draw(record, str(tmp_path / 'article.png'))
+    assert labels == [f'{who}: {name}' for who in ('ours', 'published (GPU)')
+                      for name in ('train loss', 'train acc', 'test acc')]
+    assert (tmp_path / 'article.png').read_bytes()[:8] == PNG

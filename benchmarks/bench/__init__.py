@@ -8,6 +8,7 @@ Modes (each a module here, each with ``main(argv)``):
   profile-alexnet  where AlexNet's step goes, layer by layer (profile_alexnet.py)
   data             d2l's per-image loader vs ArrayLoader (data.py)
   chart            docs/speed.png from docs/measurements/lenet_speed.json (chart.py)
+  article-chart    docs/measurements/alexnet-article.png from its record (article_chart.py)
 
 Every peer runs in its own process (d2l's numpy mode is process-wide; MXNet and PyTorch
 bring different OpenMP runtimes) and reports ``BENCH_JSON`` lines (common.py):
