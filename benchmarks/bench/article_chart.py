@@ -12,21 +12,19 @@ import json
 import os
 
 from bench.common import REPO as ROOT
-CURVES = (('loss', 'train loss', 'C0'), ('train_acc', 'train acc', 'm'),
-          ('test_acc', 'test acc', 'g'))
 
 
 def draw(record, out):
     """Save the figure to ``out``; return its legend's labels."""
     from gluon_classics.utils.outputs import save_figure
-    from gluon_classics.utils.plots import _pyplot, plot_history
+    from gluon_classics.utils.plots import HISTORY_CURVES, _pyplot, plot_history
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     plot_history(record['history'], ax=ax)
-    for line, (_, name, _) in zip(ax.get_lines(), CURVES):
+    for line, (_, _, name) in zip(ax.get_lines(), HISTORY_CURVES):
         line.set_label(f'ours: {name}')
     reference = record['reference']['history']
-    for key, name, color in CURVES:
+    for key, (color, _), name in HISTORY_CURVES:
         ax.plot([r['epoch'] for r in reference], [r[key] for r in reference], ':', color=color,
                 alpha=0.55, marker='o', markersize=4, markerfacecolor='none',
                 label=f'published (GPU): {name}')

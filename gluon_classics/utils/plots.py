@@ -8,6 +8,10 @@ from .outputs import save_figure
 
 __all__ = ['show_images', 'plot_history']
 
+# plot_history's curves: key, (colour, line style), label, as d2l's Animator draws them
+HISTORY_CURVES = (('loss', ('C0', '-'), 'train loss'), ('train_acc', ('m', '--'), 'train acc'),
+                  ('test_acc', ('g', '-.'), 'test acc'))
+
 
 def _pyplot():
     """matplotlib.pyplot, on the Agg backend when there is no display to draw on."""
@@ -92,9 +96,9 @@ def plot_history(history, path=None, title=None, ax=None):
         _, ax = _pyplot().subplots(figsize=(4.5, 3.2))
     else:
         ax.cla()
-    for key, style, label in (('loss', '-', 'train loss'), ('train_acc', 'm--', 'train acc'),
-                              ('test_acc', 'g-.', 'test acc')):
-        ax.plot(epochs, [r[key] for r in history], style, label=label, marker='o', markersize=3)
+    for key, (color, line), label in HISTORY_CURVES:
+        ax.plot(epochs, [r[key] for r in history], line, color=color, label=label, marker='o',
+                markersize=3)
     ax.set_xlabel('epoch')
     ax.set_xlim(min(epochs) - 0.2, max(epochs) + 0.2)
     ax.grid(True)
