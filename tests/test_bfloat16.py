@@ -118,8 +118,22 @@ def test_fit_records_dtype_and_evaluates_in_float32(tmp_path, fashion_mnist_dir)
     assert all(p.data().dtype == np.float32 for p in net.collect_params().values())
     assert 0 <= history[0]['test_acc'] <= 1 and np.isfinite(history[0]['loss'])
     assert load_checkpoint(ckpt)['config']['dtype'] == 'bfloat16'
-    with pytest.raises(ValueError, match='--dtype float32 contradicts checkpoint'):
+    with pytest.raises(ValueError, match=r'^dtype=float32 contradicts checkpoint .*'
+                                         r"which records 'bfloat16'"):
         fit(resume=ckpt, epochs=2, dtype='float32', progress=False, log=lambda *a: None)
+
+
+@pytest.mark.filterwarnings('ignore:test accuracy .* is chance level')  # 4 batches
+def test_resume_refuses_another_dtype_on_every_cpu(tmp_path, fashion_mnist_dir):
+    # The other side of the test above, on every CPU class: the settings are reconciled
+    # before the dtype is checked against the CPU, so an AVX2 machine runs this too.
+    ckpt = str(tmp_path / 'run.ckpt')
+    fit('lenet', epochs=1, num_examples=256, batch_size=64, data_dir=fashion_mnist_dir,
+        ctx=mx.cpu(), seed=0, checkpoint=ckpt, progress=False, log=lambda *a: None)
+    assert load_checkpoint(ckpt)['config']['dtype'] == 'float32'
+    with pytest.raises(ValueError, match=r'^dtype=bfloat16 contradicts checkpoint .*'
+                                         r"which records 'float32'"):
+        fit(resume=ckpt, epochs=2, dtype='bfloat16', progress=False, log=lambda *a: None)
 
 
 def test_refused_without_avx512_bf16(monkeypatch):
