@@ -407,3 +407,15 @@ def test_float32_images_into_a_float64_net_is_one_line():
                                          r"or the net \(net.cast\('float32'\)\)$"):
         train_ch5(net, _batches(X, y, 8), _batches(X, y, 8), 8, trainer, mx.cpu(), 1,
                   progress=False, log=lambda *a: None)
+
+
+@pytest.mark.parametrize('values, has_inf', [
+    ([0.5, 1.0], False), ([np.nan, 1.0], False), ([np.inf, 1.0], True), ([1.0, -np.inf], True),
+    ([np.nan, -np.inf], True), ([np.inf, -np.inf], True), ([3e38, 3e38], False),
+])
+@pytest.mark.parametrize('kind', ['nd', 'np'])
+def test_the_infinite_pixel_check(values, has_inf, kind):
+    """One sum finds it; a NaN or an overflowing sum takes a second look, not a step aside."""
+    x = np.array(values * 8, dtype=np.float32).reshape(2, 1, 2, 4)
+    x = mx.nd.array(x) if kind == 'nd' else mx.np.array(x)
+    assert accel._has_inf(x) is has_inf

