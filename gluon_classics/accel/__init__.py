@@ -6,7 +6,8 @@ none. It computes exactly the plain graph's function, gradients included
 (the images' too), or steps aside: it checks at every call that the net is
 still the chain it was built for, with the same ``grad_req``\\ s, and whether
 the images need a gradient; what changed gets a graph of its own, and a net
-that is no longer such a chain trains on its own forward, said in one line.
+that is no longer such a chain, or a batch with an infinite pixel, trains on
+its own forward, said in one line.
 
 The switch, resolved once where training starts (:func:`resolve_mode`):
 
