@@ -45,8 +45,8 @@ class TrainingInterrupted(KeyboardInterrupt):
 def count_correct(y_hat, y):
     """Correct predictions, as a float32 NDArray, for every label and net dtype, labels
     shaped (N,) or (N, 1), in either mode."""
-    hits = legacy(y_hat).argmax(axis=1).astype('float32') == legacy(y).astype('float32').reshape((-1,))
-    return hits.sum()
+    labels = legacy(y).astype('float32').reshape((-1,))
+    return (legacy(y_hat).argmax(axis=1).astype('float32') == labels).sum()
 
 
 def _check_input_dtype(net, X):
