@@ -396,6 +396,9 @@ def test_train_ch5_on_a_float64_net_or_labels_shaped_n_by_1(case, mode):
                          1, accel=mode, progress=False, log=lambda *a: None)
     assert record['loss'] == pytest.approx(want[0], rel=1e-5)
     assert record['train_acc'] == want[1]
+    # evaluate_accuracy's count too (the same parameters; one rounding flip allowed)
+    test_acc = (nets[0](X).argmax(axis=1).asnumpy() == y.asnumpy().reshape(-1)).mean()
+    assert record['test_acc'] == pytest.approx(test_acc, abs=1 / 48)
 
 
 def test_float32_images_into_a_float64_net_is_one_line():
