@@ -15,14 +15,20 @@ x's gradient too.
 Max pooling's gradient goes to one entry per window, chosen as conv_pool.cc
 chooses it: scanning the window's rows, then its columns, an entry takes over
 only where it is strictly larger than the one held. So among equal maxima the
-first (in row-major order) gets the gradient, as in MXNet's Pooling; a NaN
-never takes over, and a NaN first entry keeps it.
+first (in row-major order) gets the gradient, as in MXNet's Pooling.
+
+NaN as MXNet's operators treat it: max pooling starts from the dtype's lowest
+float and skips NaN (NaN and -inf count as ``LOWEST``: a window of NaNs gives
+``LOWEST`` and its first entry the gradient); relu makes NaN 0 (gradient 0);
+sigmoid, identity and average pooling keep it.
 
 Written to be read, not to be fast: float64 throughout, one numpy expression
 per kernel tap. ``python dev/reference.py`` checks these against MXNet's own
 Convolution, Activation and Pooling.
 """
 import numpy as np
+
+LOWEST = float(np.finfo(np.float32).min)  # the operators' dtype (the float64 check sets its own)
 
 __all__ = ['conv', 'conv_backward', 'activate', 'activation_slope', 'pool', 'pool_backward',
            'block', 'block_backward', 'conv_pool', 'conv_pool_backward', 'conv_pool_maps',
@@ -61,7 +67,7 @@ def activate(z, act):
     if act == 'sigmoid':
         return 1 / (1 + np.exp(-z))
     if act == 'relu':
-        return np.maximum(z, 0)
+        return np.where(z > 0, z, 0.0)  # NaN -> 0, as MXNet's relu
     assert act == 'identity', act
     return z.copy()
 
@@ -83,18 +89,24 @@ def _windows(a, q):
     return blocks.transpose(0, 1, 2, 4, 3, 5).reshape(n, f, py, px, q * q)
 
 
+def _floored(win):
+    """NaN and anything below LOWEST as LOWEST: MXNet's max pooling never takes them."""
+    return np.where(win >= LOWEST, win, LOWEST)
+
+
 def pool(a, kind, q):
     """y[n, f, r, c] = the max or the mean of a's q x q window at (r * q, c * q)."""
     win = _windows(a, q)
-    return win.max(axis=-1) if kind == 'max' else win.mean(axis=-1)
+    return _floored(win).max(axis=-1) if kind == 'max' else win.mean(axis=-1)
 
 
 def _first_maximum(win):
     """The index (row-major) of each window's entry taking the max pool's gradient."""
+    win = _floored(win)
     best = np.zeros(win.shape[:-1], dtype=np.int64)
     held = win[..., 0]
     for t in range(1, win.shape[-1]):
-        larger = win[..., t] > held  # strictly: ties and NaNs stay with the entry held
+        larger = win[..., t] > held  # strictly: ties stay with the entry held
         best = np.where(larger, t, best)
         held = np.where(larger, win[..., t], held)
     return best

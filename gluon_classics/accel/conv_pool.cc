@@ -33,7 +33,9 @@
 // operators); the weight gradient's per-thread sums are added in a fixed order.
 //
 // Same function as Convolution + Activation + Pooling up to float rounding
-// (summation order; exp is a polynomial within 2 ulp). NaN propagates. The
+// (summation order; exp is a polynomial within 2 ulp). NaN as in MXNet: relu
+// makes it 0, max pooling skips it (a window of NaNs gives float's lowest),
+// sigmoid, identity and average pooling keep it. The
 // first block does not compute the gradient of x (zeros): the graph feeds x
 // through BlockGrad.
 #include <omp.h>
@@ -63,8 +65,11 @@ struct Params {
 
 // exp(t) for t <= 0 (t = -|z|): Cody-Waite reduction and a degree-6
 // polynomial, written so that the compiler vectorizes the loops calling it.
+// 0 below -87, as MXNet's sigmoid saturates to exactly 0 and 1 there (its
+// gradient then is 0, also where a huge input meets it).
 inline float exp_nonpositive(float t) {
-  t = t < -87.0f ? -87.0f : t;  // exp(-87) is still a normal float
+  const bool under = t < -87.0f;
+  t = under ? -87.0f : t;  // exp(-87) is still a normal float
   const float n = (t * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
   float r = t - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
@@ -78,7 +83,7 @@ inline float exp_nonpositive(float t) {
   const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
+  return under ? 0.0f : p * scale;
 }
 
 inline float sigmoid(float z) {
@@ -87,7 +92,7 @@ inline float sigmoid(float z) {
   return z != z ? z : s;
 }
 
-inline float relu(float z) { return z > 0.0f || z != z ? z : 0.0f; }
+inline float relu(float z) { return z > 0.0f ? z : 0.0f; }  // NaN -> 0, as MXNet's relu
 
 // The activation of n values in place; one loop per kind, so that each vectorizes.
 inline void activate(float* v, int64_t n, int act) {
@@ -100,8 +105,14 @@ inline void activate(float* v, int64_t n, int act) {
   }
 }
 
-// max that keeps a NaN (a NaN loss has to stay visible)
-inline float larger(float u, float v) { return u > v || u != u ? u : v; }
+// MXNet's max pooling starts from float's lowest and takes an entry only where it
+// is larger: NaN (and -inf) count as the lowest float.
+constexpr float kLowest = -3.40282347e+38f;
+inline float floored(float u) { return u >= kLowest ? u : kLowest; }
+inline float larger(float u, float v) {
+  u = floored(u), v = floored(v);
+  return u > v ? u : v;
+}
 
 // d activation / dz, from the activation's value a
 inline float slope(float a, int act) {
@@ -198,7 +209,11 @@ constexpr int kVec = 8;
 typedef float Vec __attribute__((vector_size(kVec * sizeof(float)), aligned(4)));
 inline Vec load(const float* p) { return *reinterpret_cast<const Vec*>(p); }
 inline void store(float* p, Vec v) { *reinterpret_cast<Vec*>(p) = v; }
-inline Vec larger(Vec u, Vec v) { return (u > v) | (u != u) ? u : v; }
+inline Vec larger(Vec u, Vec v) {
+  const Vec low = Vec{} + kLowest;
+  u = u >= low ? u : low, v = v >= low ? v : low;
+  return u > v ? u : v;
+}
 template <size_t... I>
 Vec evens(Vec u, Vec v, std::index_sequence<I...>) { return __builtin_shufflevector(u, v, 2 * I...); }
 template <size_t... I>
@@ -245,7 +260,7 @@ void pool(const float* a, const Shapes& s, int64_t q_runtime, bool max_pool, flo
         for (int64_t j = 0; j < per_tile; ++j) {
           float m = v[j * q];
           for (int64_t t = 1; t < q; ++t) m = max_pool ? larger(v[j * q + t], m) : m + v[j * q + t];
-          h[j] = max_pool ? m : m * scale;
+          h[j] = max_pool ? floored(m) : m * scale;  // floored: a 1x1 window
         }
       }
       const int64_t first = c0 / q, count = std::min(per_tile, s.px - first);
@@ -263,7 +278,7 @@ void pool_act_grad(const float* g, const float* a, const Shapes& s, int64_t q_ru
   const int64_t q = Q ? Q : q_runtime, as = tiled(s.wo), per_tile = kCols / q;
   const float scale = 1.0f / static_cast<float>(q * q);
   std::fill(dz + s.py * q * as, dz + s.ho * as, 0.0f);  // rows under no window
-  if (max_pool) {  // the window's first maximum takes the gradient
+  if (max_pool) {  // the window's first maximum (NaN as the lowest float) takes the gradient
     std::fill(dz, dz + s.py * q * as, 0.0f);
     for (int64_t r = 0; r < s.py; ++r)
       for (int64_t j = 0; j < s.px; ++j) {
@@ -271,7 +286,7 @@ void pool_act_grad(const float* g, const float* a, const Shapes& s, int64_t q_ru
         int64_t bu = 0, bt = 0;
         for (int64_t u = 0; u < q; ++u)
           for (int64_t t = 0; t < q; ++t)
-            if (win[u * as + t] > win[bu * as + bt]) bu = u, bt = t;
+            if (floored(win[u * as + t]) > floored(win[bu * as + bt])) bu = u, bt = t;
         dz[(r * q + bu) * as + j * q + bt] = g[r * s.px + j];
       }
 #pragma omp simd
@@ -566,7 +581,7 @@ void maps_pool(const float* a, const MapShapes& s, bool max_pool, float* y) {
             for (int64_t j = 0; j < kLanes; ++j) v[j] = max_pool ? larger(e[j], v[j]) : v[j] + e[j];
           }
         for (int64_t j = 0; j < kLanes && g * kLanes + j < s.co; ++j)
-          y[((g * kLanes + j) * s.py + r) * s.px + c] = max_pool ? v[j] : v[j] * scale;
+          y[((g * kLanes + j) * s.py + r) * s.px + c] = max_pool ? floored(v[j]) : v[j] * scale;
       }
 }
 
@@ -585,13 +600,13 @@ void maps_pool_act_grad(const float* g, const float* a, const MapShapes& s, bool
           const int64_t f = gr * kLanes + j;
           gv[j] = f < s.co ? g[(f * s.py + r) * s.px + c] : 0.0f;
         }
-        if (max_pool) {  // the window's first maximum takes the gradient
+        if (max_pool) {  // the window's first maximum (NaN as the lowest float) takes the gradient
           for (int64_t j = 0; j < kLanes; ++j) {
             int64_t best = 0;
             for (int64_t u = 0; u < s.q; ++u)
               for (int64_t t = 0; t < s.q; ++t) {
                 const int64_t o = (u * s.wt + t) * kLanes;
-                if (a[at + o + j] > a[at + best + j]) best = o;
+                if (floored(a[at + o + j]) > floored(a[at + best + j])) best = o;
               }
             dz[at + best + j] = gv[j];
           }

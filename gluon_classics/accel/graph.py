@@ -37,7 +37,6 @@ loss stay float32, and gradients and the update are float32. That is *not*
 the same function (every activation keeps 8 significant bits), so it is never
 picked for the user: :func:`.bfloat16.check_dtype` says where it can run.
 """
-import functools
 
 import mxnet as mx
 import numpy as np
@@ -47,7 +46,7 @@ from mxnet.gluon import nn
 
 from . import kernels
 
-__all__ = ['build_graph', 'chain_layers', 'supported', 'FORWARD_METHODS']
+__all__ = ['build_graph', 'chain_layers', 'supported', 'forwards', 'FORWARD_METHODS']
 
 _BLOCK = 8
 _SEQUENTIAL = (nn.Sequential, nn.HybridSequential)
@@ -59,7 +58,8 @@ def _ceil8(c):
 
 
 # A Block computes through these; one set on the instance replaces the class's function.
-FORWARD_METHODS = frozenset({'__call__', 'forward', 'hybrid_forward'})
+FORWARD_METHODS = ('__call__', 'forward', 'hybrid_forward')
+_GENUINE = {}  # (class, its forward functions) -> whether each is its class body's own
 
 
 def _hooked(block):
@@ -67,16 +67,51 @@ def _hooked(block):
 
 
 def _patched(block):
-    """Whether the instance replaced a forward method (``conv.hybrid_forward = ...``)."""
+    """Whether the instance replaced a forward method (``conv.hybrid_forward = ...``), or
+    its class holds one set after the class was written (``nn.Conv2D.forward = ...``)."""
     own = vars(block)  # checked at every training call: three lookups, no set built
-    return any(name in own for name in FORWARD_METHODS)
+    return any(name in own for name in FORWARD_METHODS) or not _genuine(type(block))
 
 
-@functools.lru_cache(maxsize=None)
+def _genuine(cls):
+    """Whether each forward method of ``cls`` is the one written in its defining class's body."""
+    functions = tuple(getattr(cls, name, None) for name in FORWARD_METHODS)
+    known = _GENUINE.get((cls, functions))
+    if known is None:
+        known = _GENUINE[cls, functions] = all(
+            _written_in(cls, name, fn) for name, fn in zip(FORWARD_METHODS, functions))
+    return known
+
+
+def _written_in(cls, name, fn):
+    """Whether ``fn`` is ``cls``'s ``name`` as the body of the class holding it defines it
+    (not a function assigned to the class later, nor a wrapper of one)."""
+    if fn is None:  # a plain Block has no hybrid_forward
+        return True
+    owner = next((c for c in cls.__mro__ if vars(c).get(name) is fn), None)
+    return (owner is not None and not hasattr(fn, '__wrapped__')
+            and getattr(fn, '__qualname__', None) == f'{owner.__qualname__}.{name}'
+            and getattr(fn, '__module__', None) == owner.__module__)
+
+
+def forwards(net):
+    """The forward functions ``net`` and each block in it compute with now (an instance's
+    own, else its class's), block by block: a static graph traced from others is stale."""
+    found, blocks = [], [net]
+    while blocks:
+        block = blocks.pop()
+        own = vars(block)
+        found.append(tuple(own[name] if name in own else getattr(type(block), name, None)
+                           for name in FORWARD_METHODS))
+        blocks.extend(block._children.values())
+    return tuple(found)
+
+
 def _class_chain(cls):
-    """The ``forward_chain`` declared by the class of ``cls``'s MRO that defines the forward."""
+    """The ``forward_chain`` declared by the class of ``cls``'s MRO that defines the forward
+    (looked up at each call: a class may change)."""
     for c in cls.__mro__:
-        if FORWARD_METHODS & vars(c).keys():
+        if any(name in vars(c) for name in FORWARD_METHODS):
             return vars(c).get('forward_chain')
     return None
 
@@ -85,8 +120,8 @@ def _declared_chain(block):
     """The children names whose chain is ``block``'s forward, as its class says, or None.
 
     Only a ``forward_chain`` declared by the class that defines the forward
-    counts: a subclass with its own forward (or an instance with a patched one)
-    gets None.
+    counts: a subclass with its own forward (or an instance with a patched one,
+    or a class with one set on it later) gets None.
     """
     return None if _patched(block) else _class_chain(type(block))
 
@@ -99,7 +134,7 @@ def chain_layers(net):
     ``LeNet`` and ``AlexNet``: ``features`` then ``output``) runs those
     children. The layers are Conv2D, pooling, Dense and Dropout of exactly
     those types (a subclass may compute something else), without hooks and
-    without a forward method replaced on the instance.
+    without a forward method replaced on the instance or set on a class.
     """
     if _hooked(net) or _patched(net):
         return None
@@ -233,6 +268,9 @@ class _OneDNNObjective(gluon.HybridBlock):
                 op = dict(op='pool', kwargs=layer._kwargs)
             elif isinstance(layer, nn.Dropout):
                 op = dict(op='dropout', p=layer._rate, axes=layer._axes)
+                # over the user's maps only (padding maps would take the mask's numbers,
+                # and oneDNN's concat cannot pad them back: its backward crashes, MXNet 1.9)
+                zero_maps = 0
             else:
                 op = dict(op='dense', units=layer._units, flatten=layer._flatten,
                           act=_act_type(layer))
@@ -284,6 +322,8 @@ class _OneDNNObjective(gluon.HybridBlock):
                 h = F.Pooling(h, **op['kwargs'])
             elif op['op'] == 'dropout':  # MXNet 1.9 has no bfloat16 dropout
                 h = h if not low else F.amp_cast(h, dtype='float32')
+                if zero_maps:  # the mask drawn over the user's maps: the plain graph's numbers
+                    h, zero_maps = F.slice_axis(h, axis=1, begin=0, end=channels), 0
                 h = cast(F.Dropout(h, p=op['p'], axes=op['axes']))
             else:
                 if zero_maps:
@@ -296,7 +336,7 @@ class _OneDNNObjective(gluon.HybridBlock):
             h = F.slice_axis(h, axis=1, begin=0, end=channels)
         if low:
             h = F.amp_cast(h, dtype='float32')
-        y = F.cast(y, 'float32')
+        y = F.reshape(F.cast(y, 'float32'), (-1,))  # labels (N,) or (N, 1)
         loss = -F.pick(F.log_softmax(h, axis=-1), y, axis=-1)
         return F.sum(loss), F.sum(F.argmax(h, axis=1) == y)
 

@@ -43,8 +43,21 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 def count_correct(y_hat, y):
-    """Correct predictions, as a float32 NDArray, for every label dtype and mode."""
-    return (legacy(y_hat).argmax(axis=1) == legacy(y).astype('float32')).sum()
+    """Correct predictions, as a float32 NDArray, for every label and net dtype, labels
+    shaped (N,) or (N, 1), in either mode."""
+    labels = legacy(y).astype('float32').reshape((-1,))
+    return (legacy(y_hat).argmax(axis=1).astype('float32') == labels).sum()
+
+
+def _check_input_dtype(net, X):
+    """Raise one ``ValueError`` where the images' dtype is not the net's (after
+    ``net.cast('float64')``, say): MXNet's layers take one dtype, plain autograd fails too."""
+    want = {np.dtype(p.dtype) for p in net.collect_params().values()}
+    have = np.dtype(X.dtype)
+    if len(want) == 1 and have not in want:
+        want = want.pop().name
+        raise ValueError(f"images are {have.name} but the net's parameters are {want}: cast "
+                         f"the images (X.astype('{want}')) or the net (net.cast('{have.name}'))")
 
 
 def forward(net, X, y):
@@ -158,7 +171,8 @@ def train_epoch(step, train_iter, trainer, ctxs, epoch, progress, parallel, net)
                 with autograd.record():
                     outs = [step(Xi, yi) for Xi, yi in zip(Xs, ys)]  # forward(net, Xi, yi)
             except MXNetError as err:
-                check_input_shape(net, Xs[0].shape)  # one line where the shape is at fault
+                _check_input_dtype(net, Xs[0])  # one line where the dtype or the shape is at fault
+                check_input_shape(net, Xs[0].shape)
                 raise err
             for l, _ in outs:
                 l.backward()

@@ -24,25 +24,27 @@ class _Objective(gluon.HybridBlock):
         super().__init__(prefix='')
         self.net = net
         self.loss = gluon.loss.SoftmaxCrossEntropyLoss()
-        self._net_params, self._buffers = list(net.collect_params().values()), None
+        self._net_params, self._built = list(net.collect_params().values()), None
 
     def __call__(self, X, y):
-        # a static graph writes into the gradient buffers of its build: new ones
-        # (grad_req changed, force_reinit) need a new graph
-        buffers = fast_path.GradBuffers(self._net_params)
-        if buffers != self._buffers:
+        # a static graph writes into the gradient buffers of its build, and runs the
+        # forwards it traced: new buffers (grad_req changed, force_reinit) or another
+        # forward (set on an instance or a class) need a new graph
+        built = (fast_path.GradBuffers(self._net_params), fast_path.forwards(self.net))
+        if built != self._built:
             self._clear_cached_op()
-            self._buffers = buffers
+            self._built = built
         return super().__call__(X, y)
 
     def hybrid_forward(self, F, X, y):
         # loop.forward in graph form
         y_hat = self.net(X)
         y = y.astype('float32')
-        if mx.util.is_np_array():  # the same graph: argmax gives int64 there, == gives bool
-            hits = y_hat.argmax(axis=1).astype('float32') == y
+        # the count in float32 whatever the net's dtype, labels (N,) or (N, 1)
+        hits = y_hat.argmax(axis=1).astype('float32') == y.reshape((-1,))
+        if mx.util.is_np_array():  # the same graph: == gives bool there
             return self.loss(y_hat, y).sum(), hits.astype('float32').sum()
-        return F.sum(self.loss(y_hat, y)), F.sum(F.argmax(y_hat, axis=1) == y)
+        return F.sum(self.loss(y_hat, y)), F.sum(hits)
 
     def hybridize(self, active=True, **kwargs):
         # This graph only: the user's net keeps its own mode (and cached graph).
