@@ -7,6 +7,7 @@ The mechanism itself is real in every case: a fake AMX CPU raises oneDNN's max I
 (its ISA string and a convolution's kernel), so the log says whether the variable was there
 at oneDNN's first primitive, and whether oneDNN kept it after the variable left.
 """
+import functools
 import json
 import os
 import subprocess
@@ -55,15 +56,15 @@ from gluon_classics import mx
 x = mx.nd.ones((1, 16, 8, 8))
 mx.nd.Convolution(x, mx.nd.ones((16, 16, 3, 3)), kernel=(3, 3), num_filter=16,
                   no_bias=True).wait_to_read()
-child = subprocess.run([sys.executable, '-c', 'import os; print(os.environ.get("DNNL_MAX_CPU_ISA"))'],
-                       capture_output=True, text=True).stdout.strip()
+show = 'import os; print(os.environ.get("DNNL_MAX_CPU_ISA"))'
+child = subprocess.run([sys.executable, '-c', show], capture_output=True, text=True).stdout.strip()
 print('RESULT ' + json.dumps(dict(state=amx.state(), calls=CALLS, child=child,
                                   env=os.environ.get('DNNL_MAX_CPU_ISA'),
                                   describe=amx.describe())), flush=True)
 '''
 
 
-def _child(tmp_path, before='', cpuinfo=True, grant=True, proof='ok', env=None):
+def _child(tmp_path, before='', cpuinfo=True, grant=True, proof='ok', env=None, after=''):
     """Run a process that imports gluon_classics under the fakes; (result, oneDNN's ISA
     string, the convolutions' kernels, stderr)."""
     path = ''
@@ -73,7 +74,7 @@ def _child(tmp_path, before='', cpuinfo=True, grant=True, proof='ok', env=None):
             f.write(AMX_CPUINFO)
     code = PRELUDE.format(path=os.path.join(ROOT, 'gluon_classics', 'amx.py'), cpuinfo=path,
                           grant=grant, proof=proof)
-    code += textwrap.dedent(before) + '\nimport gluon_classics\n' + EPILOGUE
+    code += textwrap.dedent(before) + '\nimport gluon_classics\n' + EPILOGUE + after
     full = {k: v for k, v in os.environ.items() if k not in amx.ISA_VARS + (amx.ENV,)}
     full.update(PYTHONPATH=ROOT, DNNL_VERBOSE='1', GLUON_CLASSICS_CACHE=str(tmp_path / 'cache'),
                 **(env or {}))
@@ -82,21 +83,27 @@ def _child(tmp_path, before='', cpuinfo=True, grant=True, proof='ok', env=None):
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     result = json.loads(next(line for line in lines if line.startswith('RESULT '))[7:])
-    isa = [line.split('isa:', 1)[1] for line in lines if line.startswith('dnnl_verbose,info,cpu,isa:')]
-    convs = [line.split(',')[4] for line in lines
-             if line.startswith('dnnl_verbose,exec,cpu,convolution,')]
-    return result, isa, convs, done.stderr
+    result['doctor'] = next((json.loads(line[7:]) for line in lines
+                             if line.startswith('DOCTOR ')), None)
+    return (result,) + _log(lines) + (done.stderr,)
 
 
-def _native(tmp_path):
+def _log(lines):
+    """oneDNN's ISA string(s) and the convolutions' kernels in its verbose log."""
+    return ([line.split('isa:', 1)[1] for line in lines if ',info,cpu,isa:' in line],
+            [line.split(',')[4] for line in lines if ',exec,cpu,convolution,' in line])
+
+
+@functools.lru_cache(maxsize=None)
+def _native():
     """oneDNN's ISA string and kernel for the same convolution without gluon_classics."""
-    code = EPILOGUE.split('child =')[0].replace('from gluon_classics import mx', 'import mxnet as mx')
+    code = EPILOGUE.split('show =')[0].replace('from gluon_classics import mx',
+                                                'import mxnet as mx')
     env = {k: v for k, v in os.environ.items() if k not in amx.ISA_VARS}
     done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                           env=dict(env, DNNL_VERBOSE='1'), timeout=300)
-    lines = done.stdout.splitlines()
-    return ([line.split('isa:', 1)[1] for line in lines if 'info,cpu,isa:' in line],
-            [line.split(',')[4] for line in lines if ',exec,cpu,convolution,' in line])
+    isa, convs = _log(done.stdout.splitlines())
+    return isa, convs[-1:]
 
 
 def test_granted_raises_the_isa_before_the_first_primitive_and_leaves_nothing_for_children(
@@ -115,7 +122,7 @@ def test_refused_permission_never_raises_the_isa(tmp_path):
     result, isa, convs, err = _child(tmp_path, grant=False)
     assert result['state']['state'] == 'refused'
     assert 'refused the tile permission (Operation not permitted)' in result['state']['reason']
-    assert (isa, convs[-1:]) == _native(tmp_path) and 'AVX2' not in isa[0]
+    assert (isa, convs[-1:]) == _native() and 'AVX2' not in isa[0]
     assert result['env'] is None and err == ''
 
 
@@ -143,7 +150,7 @@ def test_mxnet_imported_and_run_before_says_so_in_one_line_and_keeps_its_isa(tmp
     lines = err.strip().splitlines()
     assert len(lines) == 1 and 'mxnet was imported before gluon_classics' in lines[0]
     # oneDNN had chosen its ISA at the script's convolution: the raised one came too late
-    assert (isa, convs[-1:]) == _native(tmp_path)
+    assert (isa, convs[-1:]) == _native()
     assert result['env'] is None and result['child'] == 'None'
     assert 'imported before gluon_classics' in result['describe']
 
@@ -167,7 +174,7 @@ def test_the_off_switch_restores_todays_behaviour(tmp_path, how):
         result, isa, convs, err = _child(tmp_path, before='amx.use(False)')
         assert result['state']['reason'] == 'gluon_classics.amx.use(False)'
     assert result['state']['state'] == 'off' and result['calls'] == []
-    assert (isa, convs[-1:]) == _native(tmp_path)
+    assert (isa, convs[-1:]) == _native()
     assert result['describe'].startswith('AMX: present, off (')
 
 
@@ -202,7 +209,7 @@ def test_a_machine_that_faults_on_amx_falls_back_in_one_line_and_remembers(tmp_p
     assert result['state']['state'] == 'faulted'
     lines = err.strip().splitlines()
     assert len(lines) == 1 and 'died of SIGILL in a child process' in lines[0]
-    assert (isa, convs[-1:]) == _native(tmp_path)
+    assert (isa, convs[-1:]) == _native()
     with open(tmp_path / 'cache' / 'amx.json') as f:
         cache = json.load(f)
     (key, verdict), = cache.items()
@@ -231,8 +238,63 @@ def test_a_cpu_without_amx_changes_nothing(tmp_path):
         pytest.skip('this CPU has AMX')
     result, isa, convs, err = _child(tmp_path, cpuinfo=False)
     assert result['state']['state'] == 'absent' and result['calls'] == []
-    assert (isa, convs[-1:]) == _native(tmp_path)
+    assert (isa, convs[-1:]) == _native()
     assert result['describe'].startswith('AMX: absent (this CPU reports no amx_bf16')
+
+
+DOCTOR = """
+from gluon_classics import doctor
+lines = doctor.format_report(doctor.report())
+print('DOCTOR ' + json.dumps([line for line in lines if line.startswith('AMX')]))
+"""
+
+
+@pytest.mark.parametrize('case, says', [
+    (dict(), "AMX: on (tile permission granted; oneDNN's ISA: (faked proof))"),
+    (dict(grant=False), 'AMX: present, off (the kernel refused the tile permission '
+                        '(Operation not permitted))'),
+    (dict(env={amx.ENV: 'off'}), f'AMX: present, off ({amx.ENV}=off)'),
+    (dict(cpuinfo=False), 'AMX: absent (this CPU reports no amx_bf16 or amx_tile)'),
+])
+def test_doctor_has_one_amx_line(tmp_path, case, says):
+    if not case.get('cpuinfo', True) and {'amx_bf16', 'amx_tile'} <= cpu_info()[2]:
+        pytest.skip('this CPU has AMX')
+    code_env = dict(case.get('env', {}), GLUON_CLASSICS_DATA=str(tmp_path))
+    args = {k: v for k, v in case.items() if k != 'env'}
+    result = _child(tmp_path, env=code_env, after=DOCTOR, **args)[0]
+    assert result['doctor'] == [says]
+
+
+def _fake_proof(*lines, status=0):
+    """A proof child that prints ``lines`` and exits with ``status``."""
+    return 'import sys\n' + ''.join(f'print({line!r})\n' for line in lines) + \
+        f'sys.exit({status})\n'
+
+
+AMX_ISA = 'Intel AVX-512 with float16, Intel DL Boost and bfloat16 support and Intel AMX'
+
+
+@pytest.mark.parametrize('lines, usable, says', [
+    ([f'dnnl_verbose,info,cpu,isa:{AMX_ISA}',
+      'dnnl_verbose,exec,cpu,convolution,brgconv:avx512_core_amx_bf16,forward_inference,x',
+      'AMX_PROBE {"granted": true}'], True, AMX_ISA),
+    (['dnnl_verbose,info,cpu,isa:Intel AVX-512 with Intel DL Boost and bfloat16 support',
+      'dnnl_verbose,exec,cpu,convolution,brgconv:avx512_core_bf16,forward_inference,x',
+      'AMX_PROBE {"granted": true}'], False, 'oneDNN picked no AMX kernel under '
+                                            'AVX512_CORE_AMX (its ISA: Intel AVX-512 with'),
+    (['AMX_PROBE {"granted": false, "reason": "Invalid argument"}'], False,
+     'the kernel refused the tile permission in the proof (Invalid argument)'),
+])
+def test_the_proofs_verdict_is_read_from_onednns_log(lines, usable, says):
+    verdict = amx._probe(_fake_proof(*lines))
+    assert verdict['usable'] is usable
+    assert says in (verdict['isa'] if usable else verdict['reason'])
+    assert 'keep' not in verdict  # a verdict on AMX: remembered
+
+
+def test_a_proof_that_fails_for_another_reason_is_not_remembered():
+    verdict = amx._probe(_fake_proof('ImportError: no mxnet', status=1))
+    assert verdict['usable'] is False and verdict['keep'] is False
 
 
 @pytest.mark.skipif(not {'amx_bf16', 'amx_tile'} <= cpu_info()[2],
@@ -257,6 +319,5 @@ print('STATE', amx.state()['state'], amx.describe())
     state = next(line for line in done.stdout.splitlines() if line.startswith('STATE '))
     if ' on ' not in state:
         pytest.fail(f'AMX is advertised but not on: {state}')
-    convs = [line.split(',')[4] for line in done.stdout.splitlines()
-             if ',exec,cpu,convolution,' in line]
+    convs = _log(done.stdout.splitlines())[1]
     assert 'amx' in convs[-1], convs

@@ -23,8 +23,8 @@ import tempfile
 
 from ..errors import Fixable
 
-__all__ = ['OutputError', 'cache_dir', 'check_output', 'check_output_dir', 'atomic_write', 'write_text',
-           'save_figure', 'figure_format', 'claim_output', 'release_outputs']
+__all__ = ['OutputError', 'cache_dir', 'check_output', 'check_output_dir', 'atomic_write',
+           'write_text', 'save_figure', 'figure_format', 'claim_output', 'release_outputs']
 
 _KINDS = ((stat.S_ISDIR, 'a folder'), (stat.S_ISFIFO, 'a FIFO'), (stat.S_ISCHR, 'a device'),
           (stat.S_ISBLK, 'a device'), (stat.S_ISSOCK, 'a socket'))
