@@ -89,12 +89,13 @@ def describe():
     s = _state or dict(state='undecided', reason='MXNet not loaded yet', isa=None, late=False)
     if s['state'] == 'on':
         line = f"AMX: on (tile permission granted; oneDNN's ISA: {s['isa']})"
-    elif s['state'] == 'absent':
-        line = f"AMX: absent ({s['reason']})"
-    else:
-        line = f"AMX: {'present, ' if s['state'] != 'undecided' else ''}off ({s['reason']})"
-    return line + ('; MXNet was imported before gluon_classics: oneDNN may have chosen its ISA '
-                   'before' if s['late'] else '')
+        return line + ('; MXNet was imported before gluon_classics: oneDNN may have chosen its '
+                       'ISA before' if s['late'] else '')
+    if s['state'] == 'absent':
+        return f"AMX: absent ({s['reason']})"
+    if s['state'] == 'user':
+        return f"AMX: present, left to {s['reason']}"
+    return f"AMX: {'present, ' if s['state'] != 'undecided' else ''}off ({s['reason']})"
 
 
 def _say(text):
@@ -223,9 +224,12 @@ def _decide():
     if user:
         value = os.environ[user]
         # their setting stands; where it lets oneDNN use AMX, the permission keeps it from SIGILL
-        refused = _request() if 'AMX' in value.upper() or value.upper() == 'ALL' else None
-        return dict(state='user', reason=f'your own {user}={value}' + (
-            f'; the kernel refused the tile permission ({refused})' if refused else ''))
+        if 'AMX' not in value.upper() and value.upper() != 'ALL':
+            return dict(state='user', reason=f'your own {user}={value}')
+        refused = _request()
+        return dict(state='user', reason=f'your own {user}={value}; ' + (
+            f'the kernel refused the tile permission ({refused})' if refused else
+            'tile permission granted'))
     refused = _request()
     if refused:
         return dict(state='refused', reason=f'the kernel refused the tile permission ({refused})')
@@ -237,7 +241,7 @@ def _decide():
     return dict(state='on', isa=verdict['isa'])
 
 
-def before_import(mxnet_loaded=None):
+def before_import():
     """Decide (once per process); where AMX goes on, put the raised max ISA in the
     environment for oneDNN to read. Returns the variable set, or None.
 
@@ -246,7 +250,7 @@ def before_import(mxnet_loaded=None):
     global _state
     if _state is not None:
         return None
-    loaded = 'mxnet' in sys.modules if mxnet_loaded is None else mxnet_loaded
+    loaded = 'mxnet' in sys.modules
     _state = dict(dict(reason=None, isa=None), **_decide(), late=loaded)
     if loaded and _state['state'] == 'on':
         _say('mxnet was imported before gluon_classics: AMX applies only if no oneDNN operator '

@@ -136,6 +136,8 @@ def test_the_users_own_max_isa_stands(tmp_path, variable, value, asks):
     assert f'your own {variable}={value}' in result['state']['reason']
     assert result['env'] == (value if variable == 'DNNL_MAX_CPU_ISA' else None)
     assert bool(result['calls']) == asks
+    assert result['describe'] == f'AMX: present, left to your own {variable}={value}' + (
+        '; tile permission granted' if asks else '')
     assert 'AVX2' not in ''.join(isa) and 'avx2' not in ''.join(convs)
 
 
