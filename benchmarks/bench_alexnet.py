@@ -5,8 +5,9 @@ alexnet``.
                                        [--resize 224] [--threads N]
                                        [--peers d2l,ours,bf16,torch,torch_bf16]
 
-Ends with each peer's ratio to d2l and ``ours_vs_torch_fp32=...`` /
-``ours_vs_torch_bf16=...`` where both peers ran; see benchmarks/bench/alexnet.py.
+Ends with each peer's ratio to d2l, ``ours_vs_torch_fp32=...`` /
+``ours_vs_torch_bf16=...`` where both peers ran and ``best_vs_torch_best=...`` (our fastest
+against PyTorch's fastest); see benchmarks/bench/alexnet.py.
 """
 import sys
 

@@ -7,12 +7,16 @@ where no CUDA 11 libraries are found. Both are turned into one clear line here.
 A CUDA build whose libraries are missing from the loader's path gets them from
 NVIDIA's ``nvidia-*-cu11`` wheels (``requirements-cu112.txt``) first, so no
 ``LD_LIBRARY_PATH`` is needed; libraries the system provides win.
+
+AMX for MXNet's oneDNN is decided here, before MXNet's first oneDNN primitive
+(``amx.py``).
 """
 import importlib.util
 import os
 import re
 import sys
 
+from . import amx
 from .utils.cuda import needed_libraries, preload
 
 __all__ = ['mx', 'BackendError', 'PRELOADED', 'error_reason']
@@ -54,6 +58,19 @@ def _import_mxnet():
     chosen = {'OMP_NUM_THREADS', 'MXNET_OMP_MAX_THREADS'} & set(os.environ)
     if not chosen:
         os.environ['OMP_NUM_THREADS'] = str(os.cpu_count() or 1)
+    raised = amx.before_import()  # the max ISA oneDNN reads at its first primitive, or None
+    try:
+        mxnet = _load_mxnet()
+        amx.latch(mxnet, raised)  # oneDNN keeps the ISA before the variable leaves
+    finally:
+        if raised:  # never left for child processes, which ask for the permission themselves
+            os.environ.pop(raised, None)
+        if not chosen:
+            del os.environ['OMP_NUM_THREADS']
+    return mxnet
+
+
+def _load_mxnet():
     try:
         import mxnet
     except ModuleNotFoundError as err:
@@ -68,9 +85,6 @@ def _import_mxnet():
             import mxnet
         except OSError as err:
             raise _missing_library(err) from None
-    finally:
-        if not chosen:
-            del os.environ['OMP_NUM_THREADS']
     return mxnet
 
 

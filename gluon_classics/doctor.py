@@ -9,6 +9,7 @@ import os
 import platform
 import sys
 
+from . import amx
 from ._backend import PRELOADED, _numpy_too_new, mx
 from .data.fashion_mnist import FASHION_MNIST, IDX_FILES, resolve_folder
 from .data.idx import IMAGES_MAGIC, LABELS_MAGIC, check_idx_file, find_file
@@ -100,6 +101,7 @@ def report(data_dir=None):
         cpu_kernels=kernels.describe(),
         accel=_accel_mode(),
         bfloat16=bfloat16.advice(),
+        amx=amx.describe(),
         gpus=_gpus(cuda_build),
         cuda_driver='{}.{}'.format(*driver) if driver else None,
         cuda_libraries={name: dict(version=v, path=p)
@@ -173,6 +175,7 @@ def format_report(facts):
     lines.append(f"own CPU kernels (LeNet's conv blocks): {facts['cpu_kernels']}")
     lines.append(f"fast path: {facts['accel']}")
     lines.append(facts['bfloat16'])
+    lines.append(facts['amx'])
     for g in facts['gpus']:
         verdict = 'usable' if g['usable'] else f"not usable: {g['reason']}"
         lines.append(f"gpu {g['index']}: {g['name']}, compute capability {g['capability']}, "

@@ -11,7 +11,7 @@ import pytest
 from mxnet import autograd, gluon, init
 from mxnet.gluon import nn
 
-from gluon_classics import accel, lenet, train_ch5
+from gluon_classics import accel, alexnet, lenet, train_ch5
 from gluon_classics.model_zoo.lenet import LeNet
 from gluon_classics.accel import bfloat16, build
 from gluon_classics.training import make_objective, plain_objective
@@ -204,30 +204,74 @@ def test_plain_objective_is_the_function_as_written():
 CPUINFO = 'vendor_id\t: {vendor}\nmodel name\t: {model}\nflags\t\t: avx2 avx512f {bf16}\n'
 
 
-@pytest.mark.parametrize('vendor, bf16, says', [
-    ('GenuineIntel', 'avx512_bf16', 'measured slower on this CPU class, 0.66x float32'),
-    ('AuthenticAMD', 'avx512_bf16', 'measured faster on this CPU class, 1.71x float32'),
-    ('GenuineIntel', 'amx_bf16', 'amx_bf16 present, not measured on this CPU class'),
-    ('AuthenticAMD', '', 'unavailable (no avx512_bf16 or AMX)'),
+@pytest.mark.parametrize('vendor, bf16, amx_on, says', [
+    ('GenuineIntel', 'avx512_bf16', False, 'measured slower on this CPU class, 0.66x float32'),
+    ('AuthenticAMD', 'avx512_bf16', False, 'measured faster on this CPU class, 1.71x float32'),
+    ('GenuineIntel', 'avx512_bf16 amx_bf16', True,
+     'measured faster on this CPU class, 1.80x float32'),
+    ('GenuineIntel', 'avx512_bf16 amx_bf16', False,  # AMX off: oneDNN runs avx512_bf16
+     'measured slower on this CPU class, 0.66x float32'),
+    ('AuthenticAMD', '', False, 'unavailable (no avx512_bf16 or AMX)'),
 ])
-def test_bfloat16_advice_by_cpu_class(tmp_path, vendor, bf16, says):
+def test_bfloat16_advice_by_cpu_class(tmp_path, vendor, bf16, amx_on, says):
     cpuinfo = tmp_path / 'cpuinfo'
     cpuinfo.write_text(CPUINFO.format(vendor=vendor, model='CPU', bf16=bf16))
-    assert says in bfloat16.advice(str(cpuinfo))
+    assert says in bfloat16.advice(str(cpuinfo), amx_on=amx_on)
 
 
-def test_bfloat16_where_it_measured_slower_says_so_once(tmp_path, monkeypatch):
+@pytest.mark.parametrize('net, vendor, says', [
+    (alexnet, 'GenuineIntel', '0.66x float32 for alexnet'),
+    (alexnet, 'AuthenticAMD', None),  # measured faster there: nothing to say
+    (lenet, 'AuthenticAMD', '0.55x float32 for lenet'),  # LeNet: slower everywhere measured
+    (lenet, 'GenuineIntel', '0.20x float32 for lenet'),
+])
+def test_bfloat16_where_it_measured_slower_says_so_once(tmp_path, monkeypatch, net, vendor,
+                                                        says):
     cpuinfo = tmp_path / 'cpuinfo'
-    cpuinfo.write_text(CPUINFO.format(vendor='GenuineIntel', model='Xeon', bf16='avx512_bf16'))
+    cpuinfo.write_text(CPUINFO.format(vendor=vendor, model='Xeon', bf16='avx512_bf16'))
     real = bfloat16.cpu_info
     monkeypatch.setattr(bfloat16, 'cpu_info', lambda path=None: real(str(cpuinfo)))
-    monkeypatch.setattr(bfloat16, 'cpu_vendor', lambda path=None: 'GenuineIntel')
+    monkeypatch.setattr(bfloat16, 'cpu_vendor', lambda path=None: vendor)
     said = []
-    bfloat16.check_dtype(lenet(), [mx.cpu()], 'bfloat16', log=said.append)
-    assert len(said) == 1 and '0.66x float32' in said[0] and 'float32 is faster here' in said[0]
-    monkeypatch.setattr(bfloat16, 'cpu_vendor', lambda path=None: 'AuthenticAMD')
-    bfloat16.check_dtype(lenet(), [mx.cpu()], 'bfloat16', log=said.append)
-    assert len(said) == 1  # measured faster there: nothing to say
+    bfloat16.check_dtype(net(), [mx.cpu()], 'bfloat16', log=said.append)
+    if says is None:
+        assert said == []
+    else:
+        assert len(said) == 1 and says in said[0] and 'float32 is faster here' in said[0]
+
+
+@pytest.mark.parametrize('net, variant, vendor, flags, amx_on, speedup', [
+    (alexnet, 'd2l', 'GenuineIntel', 'avx512_bf16 amx_bf16 amx_tile', True, '1.80x'),
+    (alexnet, 'd2l', 'AuthenticAMD', 'avx512_bf16', False, '1.71x'),
+    (alexnet, 'd2l', 'GenuineIntel', 'avx512_bf16 amx_bf16 amx_tile', False, None),  # AMX off
+    (alexnet, 'small', 'AuthenticAMD', 'avx512_bf16', False, None),  # 1.48x: under 1.5
+    (lenet, 'd2l', 'GenuineIntel', 'avx512_bf16 amx_bf16 amx_tile', True, None),
+])
+def test_float32_training_hints_at_bfloat16_where_it_measured_1_5x_faster(
+        tmp_path, net, variant, vendor, flags, amx_on, speedup):
+    cpuinfo = tmp_path / 'cpuinfo'
+    cpuinfo.write_text(CPUINFO.format(vendor=vendor, model='Xeon', bf16=flags))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bfloat16, 'cpu_vendor', lambda path=None: vendor)
+        mp.setattr(bfloat16.amx, 'state', lambda: dict(state='on' if amx_on else 'off'))
+        line = bfloat16.hint(net(variant=variant), [mx.cpu()], cpuinfo=str(cpuinfo))
+    if speedup is None:
+        assert line is None
+    else:
+        assert line.startswith(f'gluon_classics: bfloat16 measured {speedup} float32 for alexnet')
+    assert bfloat16.hint(net(variant=variant), [mx.cpu()], hybridize=False) is None
+
+
+def test_the_measured_table_is_data_by_network_and_cpu_class():
+    rows = bfloat16.measured()
+    assert {(r['network'], r['vendor'], r['bf16']) for r in rows} >= {
+        ('alexnet', 'GenuineIntel', 'amx_bf16'), ('lenet', 'GenuineIntel', 'amx_bf16'),
+        ('alexnet', 'AuthenticAMD', 'avx512_bf16'), ('lenet', 'AuthenticAMD', 'avx512_bf16')}
+    assert all(r['speedup'] < 1 for r in rows if r['network'] == 'lenet')
+    amx = bfloat16.lookup('alexnet', 'd2l', 'GenuineIntel', 'amx_bf16')
+    assert (amx['speedup'], amx['figures'], amx['date']) == (1.80, '48.1 vs 26.8 images/s',
+                                                             '2026-12-06')
+    assert 'MEASURED' not in vars(bfloat16)  # the figures are data, not literals
 
 
 @pytest.mark.parametrize('mode', ['on', 'off'])

@@ -55,8 +55,10 @@ def test_peers_this_machine_cannot_run_are_left_out_in_one_line_each(capsys):
         bench_alexnet.select_peers(ap, argparse.Namespace(peers='ours,jax'), AVX2, True)
 
 
-def _report(rates, peaks, batch=4):
+def _report(rates, peaks, batch=4, amx=None):
     results = {p: {'times': [batch / r, batch / r]} for p, r in rates.items()}
+    for peer, line in (amx or {}).items():
+        results[peer]['amx'] = line
     args = argparse.Namespace(batch_size=batch)
     return bench_alexnet.report(args, list(rates), results, peaks, 1e9, '2', lambda: '0.0')
 
@@ -66,12 +68,37 @@ def test_last_line_has_the_torch_ratios_only_where_both_peers_ran(capsys):
     peaks.add(_gemm(MATMUL, 100.0))
     last = _report({'d2l': 10.0, 'ours': 30.0, 'torch': 20.0}, peaks)
     assert last.split('  ') == ['ours vs d2l: 3.00x', 'torch vs d2l: 2.00x',
-                                'ours_vs_torch_fp32=1.50']
+                                'ours_vs_torch_fp32=1.50', 'best_vs_torch_best=1.50']
     last = _report({'d2l': 10.0, 'ours': 30.0}, peaks)
     assert 'ours_vs_torch' not in last and last == 'ours vs d2l: 3.00x'
     table = capsys.readouterr().out
     assert f'float32 GEMM peak: 100.0 GFLOP/s from {MATMUL}' in table
     assert '30%' in table  # 30 examples/s x 1 GFLOP against 100
+
+
+def test_last_line_sets_our_fastest_against_pytorchs_fastest(capsys):
+    peaks = Peaks()
+    last = _report({'ours': 30.0, 'bf16': 50.0, 'torch': 45.0, 'torch_bf16': 40.0}, peaks)
+    assert last.split('  ') == ['bf16 vs ours: 1.67x', 'ours_vs_torch_fp32=0.67',
+                                'ours_vs_torch_bf16=1.25', 'best_vs_torch_best=1.11']
+    assert 'fastest: ours bf16 50.0, PyTorch torch 45.0 examples/s' in capsys.readouterr().out
+    # one side's faster dtype may be missing: still the fastest of what ran
+    last = _report({'ours': 30.0, 'torch_bf16': 40.0}, peaks)
+    assert last == 'best_vs_torch_best=0.75'
+    assert 'best_vs_torch_best' not in _report({'ours': 30.0, 'bf16': 50.0}, peaks)
+    assert 'best_vs_torch_best' not in _report({'d2l': 10.0, 'torch': 20.0}, peaks)
+
+
+def test_the_amx_state_our_peers_ran_with_is_printed(capsys):
+    peaks = Peaks()
+    on = "AMX: on (tile permission granted; oneDNN's ISA: Intel AVX-512 ... AMX)"
+    _report({'ours': 30.0, 'bf16': 50.0, 'torch': 40.0}, peaks, amx={'ours': on, 'bf16': on})
+    assert f"MXNet's oneDNN in the ours, bf16 peer(s): {on}" in capsys.readouterr().out.splitlines()
+    off = 'AMX: present, off (GLUON_CLASSICS_AMX=0)'
+    _report({'ours': 30.0, 'bf16': 50.0}, peaks, amx={'ours': on, 'bf16': off})
+    assert f"MXNet's oneDNN: ours: {on}; bf16: {off}" in capsys.readouterr().out.splitlines()
+    _report({'torch': 40.0}, peaks)
+    assert "MXNet's oneDNN" not in capsys.readouterr().out
 
 
 def test_a_step_above_the_peak_is_printed_as_measured_with_the_peaks_source(capsys):

@@ -136,6 +136,30 @@ def test_resume_refuses_another_dtype_on_every_cpu(tmp_path, fashion_mnist_dir):
         fit(resume=ckpt, epochs=2, dtype='bfloat16', progress=False, log=lambda *a: None)
 
 
+@pytest.mark.filterwarnings('ignore:test accuracy .* is chance level')  # 4 batches
+@pytest.mark.parametrize('speedup, dtype, says', [
+    (2.0, 'float32', 'dtype bfloat16 trains faster here'),  # the hint, in float32 only
+    (1.4, 'float32', None), (2.0, 'bfloat16', None),
+    (0.5, 'bfloat16', 'float32 is faster here'),
+])
+def test_fit_says_where_bfloat16_measured_faster_or_slower_for_this_network(
+        monkeypatch, fashion_mnist_dir, speedup, dtype, says):
+    """The measured table (faked for this CPU's class and LeNet) decides fit's one line."""
+    if not HAS_BF16:
+        pytest.skip('this CPU has no bfloat16 instructions: nothing to hint at')
+    vendor, bf16 = onednn.cpu_class()
+    row = dict(network='lenet', variant=None, vendor=vendor, bf16=bf16, speedup=speedup,
+               machine='this CPU', figures='-', date='2026-12-06')
+    monkeypatch.setattr(onednn, 'measured', lambda path=None: (row,))
+    said = []
+    fit('lenet', epochs=1, num_examples=256, batch_size=64, data_dir=fashion_mnist_dir,
+        ctx=mx.cpu(), seed=0, dtype=dtype, progress=False,
+        log=lambda *a: said.append(' '.join(map(str, a))))
+    lines = [line for line in said if 'bfloat16 measured' in line]
+    assert len(lines) == (says is not None) and all(says in line for line in lines)
+    assert all(f'{speedup:.2f}x float32 for lenet' in line for line in lines)
+
+
 def test_refused_without_avx512_bf16(monkeypatch):
     monkeypatch.setattr(onednn, 'cpu_info', lambda *_: ('Old CPU', 2, {'avx2', 'avx512f'}))
     net = lenet()

@@ -53,9 +53,15 @@ step above 100% of its peak is printed as measured with a line naming the peak's
 source: the GEMM samples met a busier CPU than the step, or no sampled GEMM reaches the
 hardware; either way the column is not to be quoted until that is found.
 
+Each gluon_classics peer imports MXNet through gluon_classics, so its oneDNN runs AMX where
+that is on (gluon_classics/amx.py, docs/amx.md); the report prints the AMX state they ran
+with, as each one's ``doctor`` line.
+
 The last line: every peer's ratio to d2l, bf16's to ours, and
 ``ours_vs_torch_fp32=X.XX`` (ours / torch examples/s) and ``ours_vs_torch_bf16=X.XX``
-(bf16 / torch_bf16), each only where both peers ran.
+(bf16 / torch_bf16), each only where both peers ran, and ``best_vs_torch_best=X.XX``: our
+fastest peer (ours or bf16) against PyTorch's fastest (torch or torch_bf16), where one of
+each ran.
 """
 import argparse
 import sys
@@ -73,6 +79,7 @@ PEERS = {'d2l': "d2l: the book's per-image Resize DataLoader + step",
          'torch_bf16': 'eager PyTorch, bfloat16 autocast'}
 TORCH_PEERS = ('torch', 'torch_bf16')
 BF16_PEERS = ('bf16', 'torch_bf16')
+OUR_PEERS = ('ours', 'bf16')
 
 
 def bf16_missing(peer, flags):
@@ -144,6 +151,21 @@ def check_torch_net(peer, record, shapes, params):
                  f'{params}; fix alexnet_torch in benchmarks/bench/torch_peer.py')
 
 
+def amx_line(results):
+    """The AMX state our peers ran with (each one's doctor line), one line; None if none said."""
+    said = {p: results[p]['amx'] for p in OUR_PEERS if 'amx' in results.get(p, {})}
+    if not said:
+        return None
+    if len(set(said.values())) == 1:
+        return f"MXNet's oneDNN in the {', '.join(said)} peer(s): {next(iter(said.values()))}"
+    return "MXNet's oneDNN: " + '; '.join(f'{p}: {line}' for p, line in said.items())
+
+
+def fastest(rates, among):
+    """The peer of ``among`` with the most examples/s in ``rates``, or None."""
+    return max((p for p in among if p in rates), key=rates.get, default=None)
+
+
 def report(args, peers, results, peaks, flops, threads, load):
     rows, rates, warnings = [], {}, []
     for peer in peers:
@@ -167,6 +189,8 @@ def report(args, peers, results, peaks, flops, threads, load):
                               'of GEMM peak']))
     for line in warnings:
         print(line)
+    for line in filter(None, [amx_line(results)]):
+        print(line)
     ratios = [f'{p} vs d2l: {rates[p] / rates["d2l"]:.2f}x' for p in peers
               if p != 'd2l' and 'd2l' in rates]
     if 'bf16' in rates and 'ours' in rates:
@@ -175,6 +199,11 @@ def report(args, peers, results, peaks, flops, threads, load):
         ratios.append(f'ours_vs_torch_fp32={rates["ours"] / rates["torch"]:.2f}')
     if 'bf16' in rates and 'torch_bf16' in rates:
         ratios.append(f'ours_vs_torch_bf16={rates["bf16"] / rates["torch_bf16"]:.2f}')
+    ours, theirs = fastest(rates, OUR_PEERS), fastest(rates, TORCH_PEERS)
+    if ours and theirs:
+        print(f'fastest: ours {ours} {rates[ours]:.1f}, PyTorch {theirs} {rates[theirs]:.1f} '
+              f'examples/s')
+        ratios.append(f'best_vs_torch_best={rates[ours] / rates[theirs]:.2f}')
     return '  '.join(ratios)
 
 

@@ -5,7 +5,8 @@
 Prints one ``BENCH_JSON`` record (``kind: "gemm"``): the best GFLOP/s of ten products
 of two 2048x2048 matrices of ``--dtype``, and its source:
 
-  mxnet  ``mx.nd.FullyConnected`` (oneDNN's GEMM: what MXNet's dense layers run).
+  mxnet  ``mx.nd.FullyConnected`` (oneDNN's GEMM: what MXNet's dense layers run), MXNet
+         imported through gluon_classics, so with AMX where ours runs with it.
          Not ``mx.nd.dot``: the wheel's BLAS ran it at 49 GFLOP/s where torch.matmul
          ran 290 on one Xeon, so a peak from it put the steps at 392% of "peak".
   torch  ``torch.matmul`` (MKL), with ``torch.set_num_threads(--threads)``; a ``skip``
@@ -36,7 +37,7 @@ def best_gflops(product, repeats=10):
 
 
 def mxnet_product(dtype):
-    import mxnet as mx
+    from gluon_classics import mx  # AMX for oneDNN as ours's peers run it (gluon_classics/amx.py)
     a = mx.nd.random.uniform(shape=(N, N))
     w = mx.nd.random.uniform(shape=(N, N))
     if dtype == 'bfloat16':

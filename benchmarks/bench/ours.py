@@ -80,8 +80,9 @@ def alexnet(args):
         times.append(time.perf_counter() - t)
         print(f'{peer} step {step} ({"warm-up" if step == 0 else "timed"}): {times[-1]:.2f} s',
               flush=True)
+    from gluon_classics import amx
     emit(kind='steps', peer=peer, times=times[1:], batch_size=args.batch_size,
-         loss=loss_sum.asscalar() / (1 + args.steps) / args.batch_size)
+         loss=loss_sum.asscalar() / (1 + args.steps) / args.batch_size, amx=amx.describe())
 
 
 def main(argv=None):

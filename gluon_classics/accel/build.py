@@ -34,6 +34,7 @@ import time
 import mxnet as mx
 
 from ..utils.devices import cpu_info
+from ..utils.outputs import cache_dir as _cache_dir
 
 __all__ = ['SOURCE', 'NO_COMPILER', 'MARCH_ENV', 'TIMEOUTS', 'find_compiler', 'plan',
            'library', 'describe', 'message_line']
@@ -70,11 +71,6 @@ def message_line(text):
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     lines = [line for line in lines if not line.startswith(('Traceback', 'File "'))]
     return lines[-1] if lines else 'no message'
-
-
-def _cache_dir():
-    root = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
-    return os.environ.get('GLUON_CLASSICS_CACHE') or os.path.join(root, 'gluon_classics')
 
 
 def _march():

@@ -12,7 +12,7 @@ import warnings
 
 from mxnet import init
 
-from ..accel import check_dtype
+from ..accel import bfloat16, check_dtype
 from ..data import load_data
 from ..distributed import checkpoint_path, connect, shard_for_worker, worker_batch_size
 from ..errors import Fixable
@@ -126,6 +126,10 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
     ctxs = resolve_ctx(ctx)
     check_dtype(probe, ctxs, run['dtype'], hybridize)  # bad options fail before the data is read
     parallel = connect(kvstore, ctxs)
+    hint = run['dtype'] == 'float32' and parallel.is_chief and bfloat16.hint(probe, ctxs,
+                                                                             hybridize)
+    if hint:  # bfloat16 measured at least 1.5x faster for this network here; it stays opt-in
+        log(hint)
     if checkpoint is True:
         checkpoint = resume or _default_checkpoint(save or run['outputs'].get('save'), run,
                                                    parallel)

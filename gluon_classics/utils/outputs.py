@@ -23,8 +23,8 @@ import tempfile
 
 from ..errors import Fixable
 
-__all__ = ['OutputError', 'check_output', 'check_output_dir', 'atomic_write', 'write_text',
-           'save_figure', 'figure_format', 'claim_output', 'release_outputs']
+__all__ = ['OutputError', 'cache_dir', 'check_output', 'check_output_dir', 'atomic_write',
+           'write_text', 'save_figure', 'figure_format', 'claim_output', 'release_outputs']
 
 _KINDS = ((stat.S_ISDIR, 'a folder'), (stat.S_ISFIFO, 'a FIFO'), (stat.S_ISCHR, 'a device'),
           (stat.S_ISBLK, 'a device'), (stat.S_ISSOCK, 'a socket'))
@@ -32,6 +32,13 @@ _KINDS = ((stat.S_ISDIR, 'a folder'), (stat.S_ISFIFO, 'a FIFO'), (stat.S_ISCHR, 
 
 class OutputError(Fixable, ValueError):
     """An output path that cannot be written; the message is one line naming the fix."""
+
+
+def cache_dir():
+    """The package's cache folder (compiled kernels, the AMX verdict): $GLUON_CLASSICS_CACHE,
+    else $XDG_CACHE_HOME/gluon_classics, else ~/.cache/gluon_classics."""
+    root = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return os.environ.get('GLUON_CLASSICS_CACHE') or os.path.join(root, 'gluon_classics')
 
 
 def _label(path, what):
