@@ -141,7 +141,7 @@ def test_python_versions():
         '3.12+; use Python 3.11 (README, "Install, run, test", says how to get it)')
 
 
-def test_wheel_ships_license_version_and_kernel_source(tmp_path):
+def test_wheel_ships_license_version_kernel_source_and_measurements(tmp_path):
     source = tmp_path / 'src'  # a copy: an in-tree build leaves build/ in the checkout
     source.mkdir()
     for name in ('setup.cfg', 'pyproject.toml', 'README.md', 'LICENSE'):
@@ -160,6 +160,9 @@ def test_wheel_ships_license_version_and_kernel_source(tmp_path):
         info = f'gluon_classics-{__version__}.dist-info'
         license_text = z.read(f'{info}/licenses/LICENSE').decode()
         metadata = z.read(f'{info}/METADATA').decode()
+        measured = z.read('gluon_classics/accel/bfloat16.json')
+    with open(os.path.join(ROOT, 'docs', 'measurements', 'bfloat16.json'), 'rb') as f:
+        assert measured == f.read()  # the measured bfloat16 table, not the link
     assert 'Apache License\n                           Version 2.0, January 2004' in license_text
     assert 'gluon_classics/accel/conv_pool.cc' in names
     assert 'Requires-Python: <3.12,>=3.8' in metadata

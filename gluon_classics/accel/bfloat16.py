@@ -30,21 +30,17 @@ DTYPES = {
                 'Xeon without AMX and for LeNet (doctor says which); not the same numbers',
 }
 BF16_FLAGS = ('avx512_bf16', 'amx_bf16')
-MEASUREMENTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), 'docs', 'measurements', 'bfloat16.json')
+# docs/measurements/bfloat16.json, through the package's link to it (a wheel holds the file)
+MEASUREMENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'bfloat16.json')
 HINT_AT = 1.5  # float32 training hints at bfloat16 where it measured at least this much faster
 
 
 @functools.lru_cache(maxsize=None)
 def measured(path=MEASUREMENTS):
     """The measured rows (``network``, ``variant``, ``vendor``, ``bf16``, ``speedup``,
-    ``machine``, ``figures``, ``how``, ``date``, ``source``); none where the file is missing (a copy
-    installed without the repository's docs/)."""
-    try:
-        with open(path) as f:
-            return tuple(json.load(f)['measurements'])
-    except FileNotFoundError:
-        return ()
+    ``machine``, ``figures``, ``how``, ``date``, ``source``)."""
+    with open(path) as f:
+        return tuple(json.load(f)['measurements'])
 
 
 def lookup(network, variant, vendor, bf16, rows=None):
