@@ -85,7 +85,12 @@ def _onnx_model(onnx, net, folder, input_shape, metadata):
     del model.metadata_props[:]
     for key, value in metadata.items():
         model.metadata_props.add(key=key, value=value)
-    onnx.checker.check_model(model, full_check=True)
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as err:
+        reason = ' '.join(str(err).split())
+        raise ExportMismatch(f'onnx.checker rejects the exported graph ({reason}); the file '
+                             f'was not written') from None
     return model
 
 
@@ -95,9 +100,8 @@ def _metadata(net, input_shape, class_names):
             'output': 'logits: float32 (batch, classes), before softmax'}
     if class_names is not None:
         meta['class_names'] = json.dumps(list(class_names))
-    for attr in ('variant',):
-        if getattr(net, attr, None):
-            meta[attr] = str(getattr(net, attr))
+    if getattr(net, 'variant', None):  # the zoo's factories set it
+        meta['variant'] = str(net.variant)
     meta['model'] = type(net).__name__
     return meta
 

@@ -129,6 +129,23 @@ def test_a_file_that_disagrees_is_not_written(loaders, tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ['lenet.onnx']  # no temporaries, no lock left
 
 
+def test_a_graph_the_checker_rejects_is_not_written(tmp_path, monkeypatch):
+    real = onnx.load
+
+    def unknown_op(path):
+        model = real(path)
+        model.graph.node[0].op_type = 'NoSuchOp'
+        return model
+    monkeypatch.setattr(onnx, 'load', unknown_op)
+    net = get_model('lenet')
+    net.initialize()
+    with pytest.raises(ExportMismatch, match=r'^onnx.checker rejects the exported graph \(No Op '
+                                             r'registered for NoSuchOp .*the file was not '
+                                             r'written$'):
+        export_onnx(net, str(tmp_path / 'lenet.onnx'))
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.filterwarnings('ignore:Cannot decide type')  # SymbolBlock.imports, here
 def test_mxnet_format_reloads_and_agrees(loaders, tmp_path):
     train_iter, test_iter = loaders[28]

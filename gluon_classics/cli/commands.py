@@ -44,7 +44,7 @@ def cmd_shapes(args):
 
 def cmd_train(args, parallel=None):
     """``train``; ``parallel`` is the job this process already joined, if any."""
-    tensorboard = _tensorboard(args)  # issue 32: checked before anything is read
+    tensorboard = _tensorboard(args)  # the extra and the folder, before anything is read
     try:
         fit(args.model, args.variant, dataset=args.dataset, epochs=args.epochs, lr=args.lr,
             batch_size=args.batch_size, resize=args.resize, data_dir=args.data_dir, ctx=args.ctx,
@@ -118,7 +118,7 @@ def _run_trained(args, run):
 
 
 def cmd_evaluate(args):
-    if args.report:  # issue 32
+    if args.report:  # before the data is read
         check_output_dir(args.report, EVAL_REPORT_FILES, '--report')
     net, data, ctxs = _trained(args, args.split)
     net.hybridize()
@@ -133,7 +133,7 @@ def cmd_evaluate(args):
     print(f'{args.split} acc {acc:.4f}')
 
 
-WRONG = '\N{BALLOT X}'  # marks a wrong prediction's title (issue 32)
+WRONG = '\N{BALLOT X}'  # marks a wrong prediction's title
 
 
 def _grid(n, max_cols=8):
@@ -147,7 +147,7 @@ def cmd_predict(args):
         raise UsageError(f'--num must be at least 1; got {args.num}')
     check_output(args.out, '--out')
     figure_format(args.out, '--out')
-    # --only-wrong (issue 32) reads on until it has --num mistakes: whole batches
+    # --only-wrong reads on until it has --num mistakes: whole batches
     net, data, ctxs = _trained(args, batch_size=max(args.num, 1000) if args.only_wrong
                                else args.num)
     net.hybridize()
