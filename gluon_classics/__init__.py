@@ -11,6 +11,7 @@ from .model_zoo import (alexnet, check_input_shape, count_parameters, get_model,
 from .data import DataError, get_fashion_mnist_labels, load_data, load_data_fashion_mnist
 from .training import evaluate_accuracy, evaluate_accuracy_gpu, fit, train_ch5, train_ch6
 from .experiments import ablate, activation_stats, feature_maps
+from .export import export_onnx
 from .utils.devices import try_all_gpus, try_gpu
 from .utils.plots import plot_history, show_images
 
@@ -21,4 +22,4 @@ __all__ = ['lenet', 'alexnet', 'get_model', 'print_shapes', 'layer_shapes', 'cou
            'get_fashion_mnist_labels', 'show_images', 'load_data', 'DataError',
            'train_ch5', 'evaluate_accuracy', 'train_ch6', 'evaluate_accuracy_gpu', 'fit',
            'plot_history',
-           'ablate', 'feature_maps', 'activation_stats']
+           'ablate', 'feature_maps', 'activation_stats', 'export_onnx']

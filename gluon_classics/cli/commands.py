@@ -17,9 +17,15 @@ from ..utils.devices import loader_ctx, resolve_ctx
 from ..utils.outputs import check_output, check_output_dir, figure_format
 from ..utils.plots import show_images
 from .errors import UsageError, signals
+# issue 32: export, the evaluation report, TensorBoard
+from ..export import export_mxnet, export_onnx
+from ..training.report import (REPORT_FILES as EVAL_REPORT_FILES, evaluation_report,
+                               find_mistakes, format_report, write_report)
+from ..training.tensorboard import TensorBoardLogger
+from ..utils.extras import MissingExtra, require
 
 __all__ = ['cmd_shapes', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_ablate',
-           'cmd_features', 'cmd_doctor', 'cmd_launch']
+           'cmd_features', 'cmd_doctor', 'cmd_launch', 'cmd_export']
 
 
 def log(*args):
@@ -38,6 +44,7 @@ def cmd_shapes(args):
 
 def cmd_train(args, parallel=None):
     """``train``; ``parallel`` is the job this process already joined, if any."""
+    tensorboard = _tensorboard(args)  # the extra and the folder, before anything is read
     try:
         fit(args.model, args.variant, dataset=args.dataset, epochs=args.epochs, lr=args.lr,
             batch_size=args.batch_size, resize=args.resize, data_dir=args.data_dir, ctx=args.ctx,
@@ -46,7 +53,7 @@ def cmd_train(args, parallel=None):
             checkpoint=args.checkpoint or True, resume=args.resume,
             hybridize=not args.no_hybridize, kvstore=parallel or args.kvstore,
             model_kwargs=model_kwargs(args) or None, save=args.save, metrics=args.metrics,
-            plot=args.plot, log=log)
+            plot=args.plot, log=log, callbacks=[tensorboard] if tensorboard else ())
     except TrainingInterrupted as stop:
         done, checkpoint = len(stop.history), stop.checkpoint
         print(f'gluon-classics: {signals.name()} in epoch {stop.epoch}; '
@@ -54,7 +61,25 @@ def cmd_train(args, parallel=None):
                  f'{checkpoint}' if done and checkpoint else 'no epoch had finished, nothing was '
                  'saved'), file=sys.stderr)
         return signals.status()
+    finally:
+        if tensorboard:
+            tensorboard.close()
     return 0
+
+
+def _extra(extra, feature):
+    """An optional extra's modules, or the one line that says which extra to install."""
+    try:
+        return require(extra, feature)
+    except MissingExtra as err:
+        raise UsageError(str(err)) from None
+
+
+def _tensorboard(args):
+    if not getattr(args, 'tensorboard', None):
+        return None
+    _extra('tensorboard', '--tensorboard')
+    return TensorBoardLogger(args.tensorboard, what='--tensorboard')
 
 
 def _trained(args, split='test', batch_size=None):
@@ -93,10 +118,22 @@ def _run_trained(args, run):
 
 
 def cmd_evaluate(args):
+    if args.report:  # before the data is read
+        check_output_dir(args.report, EVAL_REPORT_FILES, '--report')
     net, data, ctxs = _trained(args, args.split)
     net.hybridize()
+    if args.report:
+        report = _run_trained(args, lambda: evaluation_report(net, data, data.text_labels,
+                                                              ctxs[0]))
+        print('\n'.join(format_report(report, args.split)))
+        files = write_report(report, args.report, '--report')
+        print(f'wrote {", ".join(os.path.basename(f) for f in files)} to {args.report}')
+        return
     acc = _run_trained(args, lambda: evaluate_accuracy(data, net, ctxs))
     print(f'{args.split} acc {acc:.4f}')
+
+
+WRONG = '\N{BALLOT X}'  # marks a wrong prediction's title
 
 
 def _grid(n, max_cols=8):
@@ -110,14 +147,31 @@ def cmd_predict(args):
         raise UsageError(f'--num must be at least 1; got {args.num}')
     check_output(args.out, '--out')
     figure_format(args.out, '--out')
-    net, data, ctxs = _trained(args, batch_size=args.num)
+    # --only-wrong reads on until it has --num mistakes: whole batches
+    net, data, ctxs = _trained(args, batch_size=max(args.num, 1000) if args.only_wrong
+                               else args.num)
     net.hybridize()
-    images, true, pred = _run_trained(args, lambda: predict(net, data, args.num, ctx=ctxs[0]))
+    if args.only_wrong:
+        images, true, pred, seen = _run_trained(
+            args, lambda: find_mistakes(net, data, args.num, ctx=ctxs[0]))
+        if not len(true):
+            print(f'no misclassified images among the {seen} test images: nothing to draw, '
+                  f'{args.out} not written')
+            return
+    else:
+        images, true, pred = _run_trained(args, lambda: predict(net, data, args.num,
+                                                                ctx=ctxs[0]))
     names = data.text_labels
-    titles = [f'{names[t]}\n{names[p]}' for t, p in zip(true, pred)]
+    titles = [f'{names[t]}\n{names[p]}' + ('' if t == p else f' {WRONG}')
+              for t, p in zip(true, pred)]
     show_images(images, *_grid(len(titles)), titles=titles, path=args.out)
-    print(f'saved {len(titles)} test images with true (top) and predicted (bottom) labels '
-          f'to {args.out}')
+    if args.only_wrong:
+        print(f'saved the {len(titles)} misclassified images among the first {seen} test '
+              f'images with true (top) and predicted (bottom, marked {WRONG}) labels to '
+              f'{args.out}')
+    else:
+        print(f'saved {len(titles)} test images with true (top) and predicted (bottom) labels '
+              f'to {args.out}')
 
 
 def cmd_ablate(args):
@@ -152,3 +206,31 @@ def cmd_doctor(args):
 
 def cmd_launch(args):
     return run_launch(args)
+
+
+# issue 32: the trained net out of MXNet, checked on the test set
+def cmd_export(args):
+    if args.format == 'onnx':
+        _extra('export', 'gluon-classics export')
+        check_output(args.out, '--out')
+    else:
+        for suffix in ('-symbol.json', '-0000.params'):
+            check_output(args.out + suffix, '--out')
+    if args.batch_size < 1:
+        raise UsageError(f'--batch-size must be at least 1; got {args.batch_size}')
+    net, data, _ = _trained(args, batch_size=args.batch_size)
+    shape = data.image_shape
+    if args.format == 'onnx':
+        result = _run_trained(args, lambda: export_onnx(net, args.out, data, input_shape=shape,
+                                                        class_names=data.text_labels))
+        written, checker = args.out, 'onnx.checker passed; ONNX Runtime ' \
+                                     f'{result["runtime"]} (CPU)'
+    else:
+        result = _run_trained(args, lambda: export_mxnet(net, args.out, data, input_shape=shape))
+        written = ' and '.join(args.out + s for s in ('-symbol.json', '-0000.params'))
+        checker = 'reloaded by MXNet (SymbolBlock.imports)'
+    print(f'wrote {written} (input: batch x {"x".join(map(str, shape))})')
+    print(f'checked: {checker} against MXNet on the {result["images"]} test images: '
+          f'argmax identical on {result["same_argmax"]}/{result["images"]}, max |logit '
+          f'difference| {result["max_abs_diff"]:.2g} (<= {result["tolerance"]:g})')
+    return 0

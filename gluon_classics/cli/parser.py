@@ -12,6 +12,7 @@ from ..utils.devices import DeviceError, parse_ctx
 from .errors import one_line
 from .commands import (cmd_ablate, cmd_doctor, cmd_evaluate, cmd_features, cmd_launch,
                        cmd_predict, cmd_shapes, cmd_train)
+from .commands import cmd_export  # issue 32
 
 __all__ = ['build_parser']
 
@@ -98,6 +99,7 @@ def build_parser():
     for add in (_add_shapes, _add_train, _add_evaluate, _add_predict, _add_doctor, _add_launch,
                 _add_ablate, _add_features):
         add(sub)
+    _add_export(sub)  # issue 32: after the others, in --help too
     return parser
 
 
@@ -151,6 +153,10 @@ def _add_train(sub):
                    + f' (default ${ACCEL_ENV}, else on)')
     # None = not given: the recipe's value, or with --resume the checkpoint's
     p.set_defaults(func=cmd_train, variant=None, dataset=None)
+    # issue 32: TensorBoard's event files
+    p.add_argument('--tensorboard', metavar='DIR',
+                   help="per-epoch loss, accuracies, learning rate and examples/s as TensorBoard "
+                        "scalars in DIR (the 'tensorboard' extra: tensorboardX)")
 
 
 def _add_evaluate(sub):
@@ -162,6 +168,11 @@ def _add_evaluate(sub):
     p.add_argument('--split', choices=['test', 'train'], default='test',
                    help='which split to score (default test)')
     p.set_defaults(func=cmd_evaluate)
+    # issue 32: the evaluation report
+    p.add_argument('--report', metavar='DIR',
+                   help='also print the loss, per-class accuracy and the most confused pairs, '
+                        'and write the confusion matrix to DIR as confusion.csv (counts) and '
+                        'confusion.png')
 
 
 def _add_predict(sub):
@@ -170,6 +181,9 @@ def _add_predict(sub):
     p.add_argument('--out', required=True, metavar='PATH.png')
     p.add_argument('--num', type=int, default=8, help='number of images (default 8)')
     p.set_defaults(func=cmd_predict)
+    # issue 32
+    p.add_argument('--only-wrong', action='store_true',
+                   help='only misclassified images, the first --num of the test set')
 
 
 def _add_doctor(sub):
@@ -225,3 +239,19 @@ def _add_features(sub):
     p.add_argument('--num-images', type=int, default=4, metavar='K',
                    help='test images in the feature-map grids (default 4)')
     p.set_defaults(func=cmd_features, variant=None, dataset=None)
+
+
+# issue 32: the trained net out of MXNet
+def _add_export(sub):
+    p = sub.add_parser('export', help='write trained parameters as ONNX (checked by ONNX '
+                                      "Runtime on the test set) or as MXNet's symbol + params")
+    _add_trained_model_args(p)
+    p.add_argument('--out', required=True, metavar='PATH',
+                   help='F.onnx; with --format mxnet a prefix: PREFIX-symbol.json and '
+                        'PREFIX-0000.params')
+    p.add_argument('--format', choices=['onnx', 'mxnet'], default='onnx',  # export.FORMATS
+                   help="onnx (default; the 'export' extra: onnx, onnxruntime) or mxnet "
+                        '(net.export)')
+    p.add_argument('--batch-size', type=int, default=1000,
+                   help='batch size of the check on the test set (default 1000)')
+    p.set_defaults(func=cmd_export)

@@ -6,7 +6,7 @@ import numpy as np
 
 from .outputs import save_figure
 
-__all__ = ['show_images', 'plot_history']
+__all__ = ['show_images', 'plot_history', 'plot_confusion']
 
 # plot_history's curves: key, (colour, line style), label, as d2l's Animator draws them
 HISTORY_CURVES = (('loss', ('C0', '-'), 'train loss'), ('train_acc', ('m', '--'), 'train acc'),
@@ -108,3 +108,47 @@ def plot_history(history, path=None, title=None, ax=None):
     if path:
         save_figure(ax.figure, path, bbox_inches='tight', dpi=120)
     return ax
+
+
+def plot_confusion(matrix, names, path=None, title=None, what=None):
+    """A confusion matrix a person can read: colours normalised by row (the share of each true
+    class), every count written in its cell, the axes labelled with the class names.
+
+    Parameters
+    ----------
+    matrix : (K, K) array of int
+        Counts; row = true class, column = predicted class.
+    names : sequence of str
+        The K class names.
+    path : str, optional
+        Save the figure there (format from its extension).
+
+    Returns
+    -------
+    matplotlib.figure.Figure, or the path written when ``path`` is given (the figure closed)
+    """
+    plt = _pyplot()
+    counts = np.asarray(matrix)
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+    k = len(names)
+    fig, ax = plt.subplots(figsize=(2.5 + 0.75 * k, 2 + 0.7 * k))
+    image = ax.imshow(shares, cmap='Blues', vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label='share of the true class')
+    ax.set_xticks(range(k), labels=names, rotation=45, ha='right')
+    ax.set_yticks(range(k), labels=names)
+    ax.set_xlabel('predicted class')
+    ax.set_ylabel('true class')
+    if title:
+        ax.set_title(title)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(int(counts[i, j])), ha='center', va='center', fontsize=8,
+                    color='white' if shares[i, j] > 0.5 else 'black')
+    fig.tight_layout()
+    if not path:
+        return fig
+    try:
+        return save_figure(fig, path, what, dpi=120)
+    finally:
+        plt.close(fig)
