@@ -168,7 +168,7 @@ def _add_predict(sub):
     p = sub.add_parser('predict', help='a grid of test images with true and predicted labels')
     _add_trained_model_args(p)
     p.add_argument('--out', required=True, metavar='PATH.png')
-    p.add_argument('--num', type=int, default=8, help='number of images (default 8)')
+    p.add_argument('--num', type=int, default=8, help='number of images, 1 to 256 (default 8)')
     p.set_defaults(func=cmd_predict)
 
 

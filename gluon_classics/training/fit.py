@@ -15,7 +15,7 @@ from mxnet import init
 from ..accel import check_dtype
 from ..data import load_data
 from ..distributed import checkpoint_path, connect, shard_for_worker, worker_batch_size
-from ..errors import Fixable
+from ..errors import Fixable, SettingError
 from ..utils.devices import loader_ctx, resolve_ctx
 from .checkpoint import load_checkpoint
 from .loop import TrainingInterrupted, train_ch5
@@ -23,6 +23,7 @@ from .recipes import build_model, schedule_callback, trainer_for
 from .run_outputs import RunOutputs
 from .seeding import seed_everything
 from .settings import resolve_run
+from .sizes import check_batch_memory, check_batch_size, check_image_size
 
 __all__ = ['fit', 'ChanceLevelWarning']
 
@@ -139,6 +140,9 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
     net = build_model(run['model'], run['variant'], **dict(
         run['model_kwargs'], num_classes=train_iter.num_classes,
         in_channels=train_iter.image_shape[0]))
+    # the data's images fit the net and a batch fits in memory, before the first batch
+    check_image_size(net, train_iter.image_shape, run['resize'])
+    check_batch_memory(net, train_iter.image_shape, run['batch_size'], run['resize'], ctxs)
     net.initialize(init.Xavier(), ctx=ctxs)
     trainer = trainer_for(net, run['lr'], run['optimizer'], parallel)
     schedule = schedule_callback(run['schedule'], run['lr'], run['epochs'])
@@ -173,7 +177,12 @@ def _data(run, ctxs, parallel, log):
                                       resize=run['resize'], root=run['data_dir'],
                                       ctx=loader_ctx(ctxs), shuffle_seed=seed)
     if run['num_examples']:
+        if run['num_examples'] > train_iter.num_examples:
+            raise SettingError(f'[[num_examples={run["num_examples"]}]] is more than the '
+                               f'{train_iter.num_examples} training examples: use at most '
+                               f'[[num_examples={train_iter.num_examples}]], or leave it out')
         train_iter = train_iter.subset(run['num_examples'], seed=seed or 0)
+    check_batch_size(run['batch_size'], train_iter.num_examples)
     return shard_for_worker(train_iter, parallel, seed=seed or 0, log=log), test_iter
 
 

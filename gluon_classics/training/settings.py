@@ -101,6 +101,12 @@ def _check(run):
     if run['epochs'] < 1 or run['batch_size'] < 1:
         raise SettingError(f'[[epochs]] and [[batch_size]] must be at least 1; got '
                            f'{run["epochs"]} and {run["batch_size"]}')
+    if run['num_examples'] is not None and run['num_examples'] < 1:
+        raise SettingError(f'[[num_examples]] must be at least 1 (leave it out to train on the '
+                           f'whole set); got {run["num_examples"]}')
+    if isinstance(run['resize'], int) and run['resize'] < 1:
+        raise SettingError(f'[[resize]] must be a positive size, or 0 for the images\' own; '
+                           f'got {run["resize"]}')
     seed = run['seed']
     if seed is not None and not (isinstance(seed, int) and seed >= 0):
         raise SettingError(f'[[seed]] must be a non-negative integer; got {seed!r}')
