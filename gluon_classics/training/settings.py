@@ -61,9 +61,10 @@ def _reconciled(key, value, recorded, resume, log):
         return value
     shown = ' '.join(f'[[{k}={v}]]' for k, v in value.items()) if key == 'model_kwargs' \
         else f'[[{key}={value}]]'
+    # the model is a required argument of the command line: name the one to give
+    fix = f'use [[model={old}]]' if key == 'model' else 'leave it out'
     raise SettingError(f'{shown} contradicts checkpoint {resume}, which records {old!r}: '
-                       f'leave it out to finish that run, or start a new run without '
-                       f'[[resume]]')
+                       f'{fix} to finish that run, or start a new run without [[resume]]')
 
 
 def _outputs(given, recorded, log):
@@ -130,8 +131,9 @@ def trained_settings(params, given):
         for key, value in recorded.items():
             mine = settings.get(key)
             if mine is not None and mine != value and not (key == 'resize' and mine == 0 == value):
+                fix = f'use [[model={value}]]' if key == 'model' else 'leave it out'
                 raise SettingError(f'[[{key}={mine}]] contradicts the checkpoint {params}, '
-                                   f'which holds {describe_run(config)}: leave it out')
+                                   f'which holds {describe_run(config)}: {fix}')
             settings[key] = value
         if settings.get('data_dir') is None and config.get('data_dir') \
                 and os.path.isdir(config['data_dir']):
