@@ -135,9 +135,14 @@ def _hints(facts, cuda_build):
     for name, reason in facts['fashion_mnist']['damaged'].items():
         hints.append(f"Fashion-MNIST: {facts['fashion_mnist']['files'][name]}: {reason}: "
                      f"replace it with a whole copy")
-    if facts['cpu_kernels'] == build.NO_COMPILER:
-        hints.append("no C++ compiler: LeNet's conv blocks train on MXNet's operators "
-                     "(same numbers, slower); install g++ for our kernels")
+    status = facts['cpu_kernels'] or ''
+    if status.startswith(build.NO_COMPILER_PREFIX):
+        fix = 'install it or unset CXX' if os.environ.get('CXX') else 'install g++'
+        hints.append(f"no C++ compiler: LeNet's conv blocks train on MXNet's operators "
+                     f"(same numbers, slower); {fix} for our kernels")
+    elif 'GLUON_CLASSICS_CACHE' in status:  # the cache folder: a file, an unwritable HOME...
+        hints.append(f"our LeNet kernels are {status}; meanwhile LeNet's conv blocks train on "
+                     f"MXNet's operators (same numbers, slower)")
     threads, cores = facts['omp_threads']['OMP_NUM_THREADS'], facts['cpu']['cores']
     if threads and threads.isdigit() and cores and int(threads) > cores:
         hints.append(f'OMP_NUM_THREADS={threads} is more than the {cores} cores: '

@@ -18,6 +18,7 @@ from ..data import load_data
 from ..distributed import checkpoint_path, connect, shard_for_worker, worker_batch_size
 from ..errors import Fixable, SettingError
 from ..utils.devices import loader_ctx, resolve_ctx
+from ..utils.outputs import OutputBusy, OutputError
 from .checkpoint import load_checkpoint
 from .loop import TrainingInterrupted, train_ch5
 from .recipes import build_model, schedule_callback, trainer_for
@@ -131,12 +132,22 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
     ctxs = resolve_ctx(ctx)
     check_dtype(probe, ctxs, run['dtype'], hybridize)  # bad options fail before the data is read
     parallel = connect(kvstore, ctxs)
+    bare = checkpoint is True and not resume and not (save or run['outputs'].get('save'))
     if checkpoint is True:
         checkpoint = resume or _default_checkpoint(save or run['outputs'].get('save'), run,
                                                    parallel)
     given = {k: v for k, v in dict(save=save, metrics=metrics, plot=plot).items() if v}
-    outputs = RunOutputs(dict(run['outputs'], **given),  # as given; the checkpoint records them whole
-                         checkpoint_path(parallel, checkpoint, resume, log), parallel)
+    try:
+        outputs = RunOutputs(dict(run['outputs'], **given),  # as given; the checkpoint records them whole
+                             checkpoint_path(parallel, checkpoint, resume, log), parallel)
+    except OutputBusy as busy:
+        if not (bare and busy.real == os.path.realpath(checkpoint)):
+            raise
+        # two quick runs with neither path given: say it is the default they share
+        raise OutputError(f'another run (pid {busy.pid}) is writing the default checkpoint '
+                          f'{checkpoint}, which runs without [[checkpoint]] or [[save]] share: '
+                          f'give this run its own with [[checkpoint=PATH]], or wait for that '
+                          f'one to finish') from None
     if run['seed'] is not None:
         seed_everything(run['seed'])
 

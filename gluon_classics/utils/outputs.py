@@ -34,6 +34,14 @@ class OutputError(Fixable, ValueError):
     """An output path that cannot be written; the message is one line naming the fix."""
 
 
+class OutputBusy(OutputError):
+    """Another live process is writing the path (``real``, by ``pid``)."""
+
+    def __init__(self, message, real, pid):
+        super().__init__(message)
+        self.real, self.pid = real, pid
+
+
 def _label(path, what):
     return f'{what} {path}' if what else str(path)
 
@@ -166,8 +174,8 @@ def _lock(real, label):
         except BlockingIOError:
             pid = os.pread(fd, 32, 0).decode(errors='replace').strip() or 'unknown'
             os.close(fd)
-            raise OutputError(f'another run is writing {label} (pid {pid}): wait for it to '
-                              f'finish, or choose another path') from None
+            raise OutputBusy(f'another run is writing {label} (pid {pid}): wait for it to '
+                             f'finish, or choose another path', real, pid) from None
         except OSError:  # ENOLCK: a network filesystem without locks
             os.close(fd)
             return None
