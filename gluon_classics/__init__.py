@@ -4,17 +4,27 @@
 >>> print_shapes(lenet(), (1, 1, 28, 28))   # doctest: +ELLIPSIS
 conv0 output shape: (1, 6, 28, 28)
 ...
+
+The names below are imported on first use (PEP 562), so ``gluon-classics --help``
+and ``--version`` answer without importing MXNet; every subpackage that uses
+MXNet imports it through :mod:`._backend` (one line if it is unusable).
 """
-from ._backend import BackendError, mx  # noqa: F401  (fails with one line if MXNet is unusable)
-from .model_zoo import (alexnet, check_input_shape, count_parameters, get_model, layer_shapes,
-                        lenet, print_shapes)
-from .data import DataError, get_fashion_mnist_labels, load_data, load_data_fashion_mnist
-from .training import evaluate_accuracy, evaluate_accuracy_gpu, fit, train_ch5, train_ch6
-from .experiments import ablate, activation_stats, feature_maps
-from .utils.devices import try_all_gpus, try_gpu
-from .utils.plots import plot_history, show_images
+import importlib
 
 __version__ = '0.2.0'
+
+# Each public name and the submodule it comes from.
+_NAMES = {
+    '_backend': ('BackendError', 'mx'),
+    'model_zoo': ('alexnet', 'check_input_shape', 'count_parameters', 'get_model',
+                  'layer_shapes', 'lenet', 'print_shapes'),
+    'data': ('DataError', 'get_fashion_mnist_labels', 'load_data', 'load_data_fashion_mnist'),
+    'training': ('evaluate_accuracy', 'evaluate_accuracy_gpu', 'fit', 'train_ch5', 'train_ch6'),
+    'experiments': ('ablate', 'activation_stats', 'feature_maps'),
+    'utils.devices': ('try_all_gpus', 'try_gpu'),
+    'utils.plots': ('plot_history', 'show_images'),
+}
+_WHERE = {name: module for module, names in _NAMES.items() for name in names}
 
 __all__ = ['lenet', 'alexnet', 'get_model', 'print_shapes', 'layer_shapes', 'count_parameters',
            'check_input_shape', 'try_gpu', 'try_all_gpus', 'load_data_fashion_mnist',
@@ -22,3 +32,15 @@ __all__ = ['lenet', 'alexnet', 'get_model', 'print_shapes', 'layer_shapes', 'cou
            'train_ch5', 'evaluate_accuracy', 'train_ch6', 'evaluate_accuracy_gpu', 'fit',
            'plot_history',
            'ablate', 'feature_maps', 'activation_stats']
+
+
+def __getattr__(name):
+    if name not in _WHERE:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    value = getattr(importlib.import_module(f'.{_WHERE[name]}', __name__), name)
+    globals()[name] = value  # once
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE))

@@ -30,6 +30,7 @@ import ctypes
 import os
 import sys
 
+from .. import _backend  # noqa: F401  (MXNet through its checks, first)
 import mxnet as mx
 from mxnet.base import _LIB, SymbolHandle
 

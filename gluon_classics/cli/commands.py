@@ -3,9 +3,9 @@ import json
 import os
 import sys
 
+from .._backend import error_reason  # first: MXNet through its checks
 from mxnet.base import MXNetError
 
-from .._backend import error_reason
 from ..data import load_data
 from ..distributed.launcher import run_launch
 from ..doctor import format_report, report

@@ -6,6 +6,7 @@ by ``get_vgg``). ``MODELS`` holds one entry per model: the factory, the
 variant table and the chapter's training recipe. The CLI's choices and help
 texts and ``fit``'s defaults are read from it.
 """
+from .. import _backend  # noqa: F401  (MXNet through its checks, first)
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 

@@ -12,9 +12,9 @@ import os
 import platform
 import warnings
 
+from .._backend import error_reason  # first: MXNet through its checks
 import mxnet as mx
 
-from .._backend import error_reason
 from ..errors import Fixable
 from . import cuda
 
