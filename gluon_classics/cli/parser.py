@@ -66,8 +66,8 @@ def _add_data_args(p):
                    help='fashion-mnist (default), mnist, cifar10 or folder:PATH')
     p.add_argument('--data-dir', metavar='DIR', help="folder with the data set's files")
     p.add_argument('--resize', type=int, metavar='N',
-                   help='resize images to NxN (' + _recipe_help('resize', lambda n: n or 'none')
-                   + ')')
+                   help='resize images to NxN; 0: their own size (' +
+                   _recipe_help('resize', lambda n: n or 'none') + ')')
     p.add_argument('--ctx', type=_ctx, default=None, metavar='CTX',
                    help='cpu, gpu, gpu:0,1 or cpu:0,1 (default: a GPU if there is one)')
 

@@ -48,8 +48,12 @@ def _label(path, what):
 
 def _strerror(err):
     """The OS's reason ("No space left on device"); for another error its telling line."""
-    if isinstance(err, OSError) and (err.strerror or err.errno):
-        return err.strerror or os.strerror(err.errno)
+    if isinstance(err, OSError):
+        # OSError(errno.ENOSPC), raised without its text, has neither errno nor strerror
+        code = err.errno or (err.args[0] if len(err.args) == 1 and isinstance(err.args[0], int)
+                             else None)
+        if err.strerror or code:
+            return err.strerror or os.strerror(code)
     lines = [line.strip() for line in str(err).splitlines()]
     lines = [line for line in lines if line and not line.startswith(  # MXNet's: a traceback first
         ('Traceback', 'File ', '[bt]', 'Stack trace'))]
