@@ -9,17 +9,11 @@ on a CPU class where it measured slower trains, and says so in one line.
 """
 import mxnet as mx
 
+from ..choices import DTYPES  # dtype -> what it means for training (data for --help)
 from ..utils.devices import cpu_info, cpu_vendor
 
 __all__ = ['DTYPES', 'BF16_FLAGS', 'MEASURED', 'check_dtype', 'cpu_class', 'advice']
 
-# dtype -> what it means for training
-DTYPES = {
-    'float32': 'the function as written (default)',
-    'bfloat16': 'conv/dense/activation/pooling in bfloat16 on CPUs with bf16 instructions: '
-                'faster on AMD Zen 4, slower on Intel Xeon without AMX (doctor says which); '
-                'not the same numbers',
-}
 BF16_FLAGS = ('avx512_bf16', 'amx_bf16')
 
 # The chapter's AlexNet (1x224x224, batch 128, 2 threads, forward + backward + SGD step),

@@ -1,9 +1,11 @@
 """The ``gluon-classics`` command line: its options, each with the recipe's default in its help.
 
-The options' choices and defaults come from the library's tables, which import
-MXNet; so a subcommand's options are added only when that subcommand is the one
-parsed (or all, for a caller that wants the whole parser), and ``--help``,
-``--version`` answer in a blink.
+The options' choices and defaults come from the library's tables: the model
+registry and :mod:`gluon_classics.choices`, data without MXNet. A subcommand's
+options are added only when that subcommand is the one parsed (or all, for a
+caller that wants the whole parser): ``--help``, ``--version`` and ``train
+--help`` answer without importing MXNet (``ablate``, ``features`` and ``launch``
+read tables that do).
 """
 import argparse
 import sys
@@ -128,8 +130,7 @@ def _add_shapes(p):
 
 
 def _add_train(p):
-    from ..accel import ENV as ACCEL_ENV, MODES as ACCEL_MODES
-    from ..training import DTYPES, OPTIMIZERS, SCHEDULES
+    from ..choices import ACCEL_ENV, ACCEL_MODES, DTYPES, OPTIMIZERS, SCHEDULES
     _add_model_args(p)
     _add_variant_overrides(p)
     _add_data_args(p)
