@@ -20,7 +20,7 @@ from gluon_classics.data.idx import IMAGES_MAGIC, check_idx_file
 from gluon_classics.training import load_checkpoint, sizes
 from gluon_classics.training.fit import _warn_if_chance
 from gluon_classics.utils import devices, outputs
-from gluon_classics.utils.outputs import OutputError, atomic_write, claim_output
+from gluon_classics.utils.outputs import OutputError, atomic_write
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ['--epochs', '1', '--num-examples', '500', '--seed', '0']

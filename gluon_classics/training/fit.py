@@ -165,16 +165,17 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
     start_epoch, history = _resumed(resume, given_lr=lr, run=run, net=net, trainer=trainer,
                                     data=train_iter, ctxs=ctxs, callbacks=callbacks, log=log)
     done = start_epoch >= run['epochs']  # a finished run: its outputs again, no training
-    try:
-        history = history if done else train_ch5(net, train_iter, test_iter, run['batch_size'], trainer, ctxs,
-                            run['epochs'], seed=run['seed'], callbacks=callbacks,
-                            progress=progress, hybridize=hybridize, dtype=run['dtype'],
-                            accel=accel, log=log, start_epoch=start_epoch, history=history,
-                            checkpoint=outputs.checkpoint, config=run, parallel=parallel)
-    except TrainingInterrupted as stop:
-        stop.checkpoint = outputs.checkpoint
-        outputs.write_metrics(stop.history)
-        raise
+    if not done:
+        try:
+            history = train_ch5(net, train_iter, test_iter, run['batch_size'], trainer, ctxs,
+                                run['epochs'], seed=run['seed'], callbacks=callbacks,
+                                progress=progress, hybridize=hybridize, dtype=run['dtype'],
+                                accel=accel, log=log, start_epoch=start_epoch, history=history,
+                                checkpoint=outputs.checkpoint, config=run, parallel=parallel)
+        except TrainingInterrupted as stop:
+            stop.checkpoint = outputs.checkpoint
+            outputs.write_metrics(stop.history)
+            raise
     outputs.write(net, history)
     if not done:
         _warn_if_chance(history, train_iter.num_classes, run['lr'])
