@@ -138,7 +138,8 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
                                                    parallel)
     given = {k: v for k, v in dict(save=save, metrics=metrics, plot=plot).items() if v}
     try:
-        outputs = RunOutputs(dict(run['outputs'], **given),  # as given; the checkpoint records them whole
+        # as given; the checkpoint records them whole
+        outputs = RunOutputs(dict(run['outputs'], **given),
                              checkpoint_path(parallel, checkpoint, resume, log), parallel)
     except OutputBusy as busy:
         if not (bare and busy.real == os.path.realpath(checkpoint)):
@@ -157,7 +158,8 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
         in_channels=train_iter.image_shape[0]))
     # the data's images fit the net and a batch fits in memory, before the first batch
     check_image_size(net, train_iter.image_shape, run['resize'])
-    check_batch_memory(net, train_iter.image_shape, run['batch_size'], run['resize'], ctxs)
+    batch = min(run['batch_size'], train_iter.num_examples)
+    check_batch_memory(net, train_iter.image_shape, batch, run['resize'], ctxs)
     net.initialize(init.Xavier(), ctx=ctxs)
     trainer = trainer_for(net, run['lr'], run['optimizer'], parallel)
     schedule = schedule_callback(run['schedule'], run['lr'], run['epochs'])
@@ -194,13 +196,14 @@ def _data(run, ctxs, parallel, log):
     train_iter, test_iter = load_data(run['dataset'], worker_batch_size(run['batch_size'], parallel),
                                       resize=run['resize'], root=run['data_dir'],
                                       ctx=loader_ctx(ctxs), shuffle_seed=seed)
+    # a batch larger than the whole set is not meant (the recipe's 256 over 128 examples is)
+    check_batch_size(run['batch_size'], train_iter.num_examples)
     if run['num_examples']:
         if run['num_examples'] > train_iter.num_examples:
             raise SettingError(f'[[num_examples={run["num_examples"]}]] is more than the '
                                f'{train_iter.num_examples} training examples: use at most '
                                f'[[num_examples={train_iter.num_examples}]], or leave it out')
         train_iter = train_iter.subset(run['num_examples'], seed=seed or 0)
-    check_batch_size(run['batch_size'], train_iter.num_examples)
     return shard_for_worker(train_iter, parallel, seed=seed or 0, log=log), test_iter
 
 
