@@ -10,6 +10,8 @@ and ``--version`` answer without importing MXNet; every subpackage that uses
 MXNet imports it through :mod:`._backend` (one line if it is unusable).
 """
 import importlib
+import importlib.util
+import sys
 
 __version__ = '0.2.0'
 
@@ -44,3 +46,34 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(_WHERE))
+
+
+class _MXNetThroughBackend:
+    """The first ``import mxnet`` after ``import gluon_classics``, through :mod:`._backend`.
+
+    d2l's listings write ``import gluon_classics as d2l`` and then ``from mxnet import
+    np``: MXNet gets _backend's checks and thread count (all cores) all the same.
+    """
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name != 'mxnet':
+            return None
+        if cls in sys.meta_path:
+            sys.meta_path.remove(cls)
+        if f'{__name__}._backend' in sys.modules:  # _backend itself is importing it
+            return None
+        importlib.import_module('._backend', __name__)  # imports MXNet, or one line
+        return importlib.util.spec_from_loader(name, cls)
+
+    @staticmethod
+    def create_module(spec):
+        return sys.modules['mxnet']  # imported above
+
+    @staticmethod
+    def exec_module(module):
+        pass
+
+
+if 'mxnet' not in sys.modules:
+    sys.meta_path.insert(0, _MXNetThroughBackend)

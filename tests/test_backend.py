@@ -96,7 +96,8 @@ def test_import_leaves_omp_num_threads_as_the_user_set_it(value):
     env = {k: v for k, v in os.environ.items()
            if k not in ('OMP_NUM_THREADS', 'MXNET_OMP_MAX_THREADS')}
     env.update(PYTHONPATH=ROOT, **({'OMP_NUM_THREADS': value} if value else {}))
-    script = 'import os, gluon_classics; print(os.environ.get("OMP_NUM_THREADS"))'
+    script = ('import os, gluon_classics, mxnet; assert "gluon_classics._backend" in '
+              '__import__("sys").modules; print(os.environ.get("OMP_NUM_THREADS"))')
     run = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 0, run.stderr

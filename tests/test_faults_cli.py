@@ -370,6 +370,24 @@ def test_help_and_version_do_not_import_mxnet(args):
     assert 'usage: gluon-classics' in run.stdout or 'gluon-classics 0.' in run.stdout
 
 
+def test_mxnet_imported_after_the_package_still_goes_through_its_checks():
+    """d2l's listings: ``import gluon_classics as d2l``, then ``from mxnet import np``."""
+    script = ('import sys, gluon_classics\nfrom mxnet import np\n'
+              'print("_backend" in dir(gluon_classics), "gluon_classics._backend" in sys.modules)')
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    run = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert run.returncode == 0 and run.stdout == 'True True\n', run.stderr
+    env['OMP_NUM_THREADS'] = 'abc'  # the check before MXNet: one line, not an abort in C++
+    run = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert run.returncode == 1, run.returncode
+    assert run.stderr.splitlines()[-1].endswith("OMP_NUM_THREADS='abc' is not a whole number "
+                                                "and MXNet would abort on it: set a thread "
+                                                f"count (OMP_NUM_THREADS={os.cpu_count()}) or "
+                                                "unset it")
+
+
 def test_every_public_name_still_imports():
     import gluon_classics as d2l
     for name in d2l.__all__:
