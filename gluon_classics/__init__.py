@@ -4,18 +4,30 @@
 >>> print_shapes(lenet(), (1, 1, 28, 28))   # doctest: +ELLIPSIS
 conv0 output shape: (1, 6, 28, 28)
 ...
+
+The names below are imported on first use (PEP 562), so ``gluon-classics --help``
+and ``--version`` answer without importing MXNet; every subpackage that uses
+MXNet imports it through :mod:`._backend` (one line if it is unusable).
 """
-from ._backend import BackendError, mx  # noqa: F401  (fails with one line if MXNet is unusable)
-from .model_zoo import (alexnet, check_input_shape, count_parameters, get_model, layer_shapes,
-                        lenet, print_shapes)
-from .data import DataError, get_fashion_mnist_labels, load_data, load_data_fashion_mnist
-from .training import evaluate_accuracy, evaluate_accuracy_gpu, fit, train_ch5, train_ch6
-from .experiments import ablate, activation_stats, feature_maps
-from .export import export_onnx
-from .utils.devices import try_all_gpus, try_gpu
-from .utils.plots import plot_history, show_images
+import importlib
+import importlib.util
+import sys
 
 __version__ = '0.2.0'
+
+# Each public name and the submodule it comes from.
+_NAMES = {
+    '_backend': ('BackendError', 'mx'),
+    'model_zoo': ('alexnet', 'check_input_shape', 'count_parameters', 'get_model',
+                  'layer_shapes', 'lenet', 'print_shapes'),
+    'data': ('DataError', 'get_fashion_mnist_labels', 'load_data', 'load_data_fashion_mnist'),
+    'training': ('evaluate_accuracy', 'evaluate_accuracy_gpu', 'fit', 'train_ch5', 'train_ch6'),
+    'experiments': ('ablate', 'activation_stats', 'feature_maps'),
+    'export': ('export_onnx',),
+    'utils.devices': ('try_all_gpus', 'try_gpu'),
+    'utils.plots': ('plot_history', 'show_images'),
+}
+_WHERE = {name: module for module, names in _NAMES.items() for name in names}
 
 __all__ = ['lenet', 'alexnet', 'get_model', 'print_shapes', 'layer_shapes', 'count_parameters',
            'check_input_shape', 'try_gpu', 'try_all_gpus', 'load_data_fashion_mnist',
@@ -23,3 +35,46 @@ __all__ = ['lenet', 'alexnet', 'get_model', 'print_shapes', 'layer_shapes', 'cou
            'train_ch5', 'evaluate_accuracy', 'train_ch6', 'evaluate_accuracy_gpu', 'fit',
            'plot_history',
            'ablate', 'feature_maps', 'activation_stats', 'export_onnx']
+
+
+def __getattr__(name):
+    if name not in _WHERE:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    value = getattr(importlib.import_module(f'.{_WHERE[name]}', __name__), name)
+    globals()[name] = value  # once
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE))
+
+
+class _MXNetThroughBackend:
+    """The first ``import mxnet`` after ``import gluon_classics``, through :mod:`._backend`.
+
+    d2l's listings write ``import gluon_classics as d2l`` and then ``from mxnet import
+    np``: MXNet gets _backend's checks and thread count (all cores) all the same.
+    """
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name != 'mxnet':
+            return None
+        if cls in sys.meta_path:
+            sys.meta_path.remove(cls)
+        if f'{__name__}._backend' in sys.modules:  # _backend itself is importing it
+            return None
+        importlib.import_module('._backend', __name__)  # imports MXNet, or one line
+        return importlib.util.spec_from_loader(name, cls)
+
+    @staticmethod
+    def create_module(spec):
+        return sys.modules['mxnet']  # imported above
+
+    @staticmethod
+    def exec_module(module):
+        pass
+
+
+if 'mxnet' not in sys.modules:
+    sys.meta_path.insert(0, _MXNetThroughBackend)

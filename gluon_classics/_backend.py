@@ -56,6 +56,12 @@ def _import_mxnet():
     # variable is taken out again: child processes and the launcher see only
     # the user's own setting.
     chosen = {'OMP_NUM_THREADS', 'MXNET_OMP_MAX_THREADS'} & set(os.environ)
+    for name in sorted(chosen):  # MXNet aborts the process (in C++) on one it cannot read
+        value = os.environ[name]
+        if value.strip() and not re.fullmatch(r'\s*\d+\s*', value):
+            raise BackendError(f'gluon_classics: {name}={value!r} is not a whole number and '
+                               f'MXNet would abort on it: set a thread count '
+                               f'({name}={os.cpu_count() or 1}) or unset it')
     if not chosen:
         os.environ['OMP_NUM_THREADS'] = str(os.cpu_count() or 1)
     raised = amx.before_import()  # the max ISA oneDNN reads at its first primitive, or None

@@ -63,7 +63,8 @@ def _gpus(cuda_build):
 def _data(data_dir):
     """The Fashion-MNIST folder the loader would read (the same two levels as ``train
     --data-dir``), its files, and why any found is damaged (a cheap size check)."""
-    folder = os.path.abspath(resolve_folder(FASHION_MNIST['name'], data_dir)[0])
+    folder, base = resolve_folder(FASHION_MNIST['name'], data_dir)
+    folder = os.path.abspath(folder)
     files = {f: find_file(folder, f) for f in IDX_FILES}
     damaged = {}
     for name, path in files.items():
@@ -71,7 +72,9 @@ def _data(data_dir):
                                          LABELS_MAGIC)
         if reason:
             damaged[name] = reason
-    return dict(folder=folder, files=files, damaged=damaged)
+    # chosen: --data-dir or $GLUON_CLASSICS_DATA (train refuses such a folder when missing),
+    # None for Gluon's cache (created on first use)
+    return dict(folder=folder, files=files, damaged=damaged, chosen=base)
 
 
 def report(data_dir=None):
@@ -129,17 +132,30 @@ def _hints(facts, cuda_build):
         hints.append('MXNet is a CUDA build but the driver shows no GPU: check nvidia-smi '
                      'and CUDA_VISIBLE_DEVICES')
     missing = [f for f, path in facts['fashion_mnist']['files'].items() if path is None]
-    if missing:
-        hints.append(f"Fashion-MNIST: {', '.join(missing)} not in "
-                     f"{facts['fashion_mnist']['folder']}: they are downloaded on first use; "
-                     f"offline, put them there, or point GLUON_CLASSICS_DATA or --data-dir at "
-                     f"them")
+    data = facts['fashion_mnist']
+    if missing and data.get('chosen') and not os.path.isdir(data['folder']):
+        hints.append(f"Fashion-MNIST: the folder {data['folder']} does not exist, and train "
+                     f"refuses a missing --data-dir (a typo is not created): create it to "
+                     f"download the files into it, or name the folder that holds them")
+    elif missing:
+        where = ('they are downloaded there on first use; offline, put them there' if
+                 not data.get('chosen') or os.access(data['folder'], os.W_OK) else
+                 'put them there')
+        hints.append(f"Fashion-MNIST: {', '.join(missing)} not in {data['folder']}: {where}"
+                     + ('' if data.get('chosen') else
+                        '; if you train with --data-dir DIR (or GLUON_CLASSICS_DATA), this is '
+                        'not that folder: run doctor --data-dir DIR to check it'))
     for name, reason in facts['fashion_mnist']['damaged'].items():
         hints.append(f"Fashion-MNIST: {facts['fashion_mnist']['files'][name]}: {reason}: "
                      f"replace it with a whole copy")
-    if facts['cpu_kernels'] == build.NO_COMPILER:
-        hints.append("no C++ compiler: LeNet's conv blocks train on MXNet's operators "
-                     "(same numbers, slower); install g++ for our kernels")
+    status = facts['cpu_kernels'] or ''
+    if status.startswith(build.NO_COMPILER_PREFIX):
+        fix = 'install it or unset CXX' if os.environ.get('CXX') else 'install g++'
+        hints.append(f"no C++ compiler: LeNet's conv blocks train on MXNet's operators "
+                     f"(same numbers, slower); {fix} for our kernels")
+    elif 'GLUON_CLASSICS_CACHE' in status:  # the cache folder: a file, an unwritable HOME...
+        hints.append(f"our LeNet kernels are {status}; meanwhile LeNet's conv blocks train on "
+                     f"MXNet's operators (same numbers, slower)")
     threads, cores = facts['omp_threads']['OMP_NUM_THREADS'], facts['cpu']['cores']
     if threads and threads.isdigit() and cores and int(threads) > cores:
         hints.append(f'OMP_NUM_THREADS={threads} is more than the {cores} cores: '

@@ -14,12 +14,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _import_with_fakes(tmp_path, fakes):
-    """Run ``import gluon_classics`` with fake modules shadowing the real ones."""
+    """Run ``from gluon_classics import lenet`` (the first use of a public name imports
+    MXNet, PEP 562) with fake modules shadowing the real ones."""
     for name, source in fakes.items():
         (tmp_path / name).mkdir()
         (tmp_path / name / '__init__.py').write_text(textwrap.dedent(source))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), ROOT]))
-    return subprocess.run([sys.executable, '-c', 'import gluon_classics'], env=env,
+    return subprocess.run([sys.executable, '-c', 'from gluon_classics import lenet'], env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -95,7 +96,8 @@ def test_import_leaves_omp_num_threads_as_the_user_set_it(value):
     env = {k: v for k, v in os.environ.items()
            if k not in ('OMP_NUM_THREADS', 'MXNET_OMP_MAX_THREADS')}
     env.update(PYTHONPATH=ROOT, **({'OMP_NUM_THREADS': value} if value else {}))
-    script = 'import os, gluon_classics; print(os.environ.get("OMP_NUM_THREADS"))'
+    script = ('import os, gluon_classics, mxnet; assert "gluon_classics._backend" in '
+              '__import__("sys").modules; print(os.environ.get("OMP_NUM_THREADS"))')
     run = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 0, run.stderr

@@ -181,5 +181,6 @@ def test_attributes_in_range_still_work(results, name):
 
 def test_without_a_compiler_the_status_says_why(tmp_path):
     env = dict(os.environ, CXX='no-such-compiler', GLUON_CLASSICS_CACHE=str(tmp_path))
-    assert _run_child(env) == dict(off=build.NO_COMPILER)
+    assert _run_child(env) == dict(off="off: no C++ compiler: CXX='no-such-compiler' is not "
+                                       "found (install it, or unset CXX to use g++)")
     assert os.listdir(tmp_path) == []

@@ -234,8 +234,24 @@ def test_doctor_says_when_there_is_no_compiler(monkeypatch, fashion_mnist_dir):
     monkeypatch.setattr(kernels, '_state', {})  # as in a process that has not loaded them
     monkeypatch.setenv('CXX', 'no-such-compiler')
     facts = doctor.report(fashion_mnist_dir)
-    assert facts['cpu_kernels'] == 'off: no C++ compiler (install g++ or set CXX)'
-    assert any(hint.startswith('no C++ compiler: ') for hint in facts['hints'])
+    # CXX is set: the status names what was tried (issue 35, 10)
+    assert facts['cpu_kernels'] == ("off: no C++ compiler: CXX='no-such-compiler' is not found "
+                                    "(install it, or unset CXX to use g++)")
+    assert any(hint.startswith('no C++ compiler: ') and hint.endswith('install it or unset CXX '
+                                                                       'for our kernels')
+               for hint in facts['hints'])
+
+
+def test_doctor_hints_when_the_kernel_cache_is_unusable(monkeypatch, fashion_mnist_dir, tmp_path):
+    from gluon_classics.accel import kernels
+    monkeypatch.setattr(kernels, '_state', {})
+    (tmp_path / 'file').write_text('not a folder')
+    monkeypatch.setenv('GLUON_CLASSICS_CACHE', str(tmp_path / 'file'))
+    facts = doctor.report(fashion_mnist_dir)
+    assert facts['cpu_kernels'].startswith(f'off: the cache folder {tmp_path / "file"} is not '
+                                           f'a folder'), facts['cpu_kernels']
+    assert [h for h in facts['hints'] if h.startswith('our LeNet kernels are off: the cache '
+                                                      'folder')], facts['hints']
 
 
 def test_doctor_hints(tmp_path, monkeypatch, fake_gpus):

@@ -91,7 +91,8 @@ def test_built_once_into_the_cache_then_reused(tmp_path):
 
 @pytest.mark.parametrize('env, says', [
     (dict(GLUON_CLASSICS_ACCEL='graph'), None),
-    (dict(CXX='no-such-compiler'), 'off: no C++ compiler (install g++ or set CXX)'),
+    (dict(CXX='no-such-compiler'), "off: no C++ compiler: CXX='no-such-compiler' is not found "
+                                   "(install it, or unset CXX to use g++)"),
 ], ids=['switched off', 'no compiler'])
 def test_without_our_kernels_mxnets_operators_train(tmp_path, env, says):
     (before, status, op, trained), stderr = _child(tmp_path, **env)

@@ -220,7 +220,9 @@ def test_cxx_is_a_command_line(tmp_path, monkeypatch):
     monkeypatch.setenv('CXX', 'env g++ -std=c++17')
     assert build.find_compiler() == [env, 'g++', '-std=c++17']
     monkeypatch.setenv('CXX', 'no-such-ccache g++')
-    assert build.find_compiler() is None and build.plan()[2] == build.NO_COMPILER
+    assert build.find_compiler() is None and build.plan()[2] == (
+        "off: no C++ compiler: CXX='no-such-ccache g++' is not found (install it, or unset CXX "
+        "to use g++)")  # CXX is set: named (issue 35, 10)
     monkeypatch.setenv('CXX', '"g++')
     assert build.plan()[2] == 'off: CXX=\'"g++\' is not a command line (No closing quotation)'
     if not HAVE_COMPILER:  # the words reach the compiler all the same: here it is missing

@@ -31,22 +31,18 @@ import ctypes
 import os
 import sys
 
+from .. import _backend  # noqa: F401  (MXNet through its checks, first)
 import mxnet as mx
 import numpy as np
 from mxnet.base import _LIB, SymbolHandle
 
+from ..choices import ACCEL_ENV as ENV, ACCEL_MODES as MODES  # data for --help
 from .bfloat16 import DTYPES, check_dtype
 from .graph import build_graph, chain_layers, forwards, supported
 
 __all__ = ['objective', 'mode', 'resolve_mode', 'MODES', 'ENV', 'DTYPES', 'check_dtype',
            'FastObjective', 'GradBuffers', 'forwards']
 
-MODES = {
-    'on': "the rewritten graph, LeNet's conv blocks on our operators (default)",
-    'graph': "the rewritten graph on MXNet's operators only",
-    'off': 'the plain graph: net(X) and the loss, as written',
-}
-ENV = 'GLUON_CLASSICS_ACCEL'
 _scoped = []  # the modes of the mode() blocks we are in, innermost last
 
 

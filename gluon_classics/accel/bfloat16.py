@@ -17,18 +17,12 @@ import os
 import mxnet as mx
 
 from .. import amx
+from ..choices import DTYPES  # dtype -> what it means for training (data for --help)
 from ..utils.devices import cpu_info, cpu_vendor
 
 __all__ = ['DTYPES', 'BF16_FLAGS', 'MEASUREMENTS', 'HINT_AT', 'measured', 'lookup',
            'check_dtype', 'cpu_class', 'advice', 'hint']
 
-# dtype -> what it means for training
-DTYPES = {
-    'float32': 'the function as written (default)',
-    'bfloat16': 'conv/dense/activation/pooling in bfloat16 on CPUs with bf16 instructions: '
-                'faster for AlexNet on AMD Zen 4 and on Intel Xeon with AMX, slower on Intel '
-                'Xeon without AMX and for LeNet (doctor says which); not the same numbers',
-}
 BF16_FLAGS = ('avx512_bf16', 'amx_bf16')
 # docs/measurements/bfloat16.json, through the package's link to it (a wheel holds the file)
 MEASUREMENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'bfloat16.json')

@@ -36,11 +36,12 @@ import mxnet as mx
 from ..utils.devices import cpu_info
 from ..utils.outputs import cache_dir as _cache_dir
 
-__all__ = ['SOURCE', 'NO_COMPILER', 'MARCH_ENV', 'TIMEOUTS', 'find_compiler', 'plan',
+__all__ = ['SOURCE', 'NO_COMPILER', 'NO_COMPILER_PREFIX', 'MARCH_ENV', 'TIMEOUTS', 'find_compiler', 'plan',
            'library', 'describe', 'message_line']
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'conv_pool.cc')
-NO_COMPILER = 'off: no C++ compiler (install g++ or set CXX)'  # a status doctor hints on
+NO_COMPILER_PREFIX = 'off: no C++ compiler'  # the statuses doctor hints on
+NO_COMPILER = f'{NO_COMPILER_PREFIX} (install g++ or set CXX)'
 MARCH_ENV = 'GLUON_CLASSICS_MARCH'  # -march= of the build (default native), part of its key
 # seconds: the compiler's --version, the build, the child proving that MXNet loads the library
 TIMEOUTS = dict(version=30, build=600, proof=120)
@@ -93,7 +94,12 @@ def _compiler():
     except ValueError as e:
         return None, f'off: CXX={line!r} is not a command line ({e})'
     first = shutil.which(words[0]) if words else None
-    return ([first, *words[1:]], None) if first else (None, NO_COMPILER)
+    if first:
+        return [first, *words[1:]], None
+    if os.environ.get('CXX'):  # name what was tried: CXX is set
+        return None, f'{NO_COMPILER_PREFIX}: CXX={line!r} is not found (install it, or unset CXX ' \
+                     f'to use g++)'
+    return None, NO_COMPILER
 
 
 def find_compiler():

@@ -3,9 +3,9 @@ import json
 import os
 import sys
 
+from .._backend import error_reason  # first: MXNet through its checks
 from mxnet.base import MXNetError
 
-from .._backend import error_reason
 from ..data import load_data
 from ..distributed.launcher import run_launch
 from ..doctor import format_report, report
@@ -142,14 +142,23 @@ def _grid(n, max_cols=8):
     return -(-n // cols), cols
 
 
+# The most images predict draws: 32 rows of 8, a figure of 1200x4800 pixels at 1.5 inches
+# a cell (matplotlib refuses past 65536 pixels, long after a grid stops being readable).
+MAX_PREDICT = 256
+
+
 def cmd_predict(args):
-    if args.num < 1:
-        raise UsageError(f'--num must be at least 1; got {args.num}')
+    if not 1 <= args.num <= MAX_PREDICT:
+        raise UsageError(f'--num must be 1 to {MAX_PREDICT} (a readable grid of 8 a row); '
+                         f'got {args.num}')
     check_output(args.out, '--out')
     figure_format(args.out, '--out')
     # --only-wrong reads on until it has --num mistakes: whole batches
     net, data, ctxs = _trained(args, batch_size=max(args.num, 1000) if args.only_wrong
                                else args.num)
+    if args.num > data.num_examples:
+        raise UsageError(f'--num {args.num} is more than the {data.num_examples} test images: '
+                         f'use at most --num {data.num_examples}')
     net.hybridize()
     if args.only_wrong:
         images, true, pred, seen = _run_trained(

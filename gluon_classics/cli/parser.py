@@ -1,20 +1,19 @@
-"""The ``gluon-classics`` command line: its options, each with the recipe's default in its help."""
+"""The ``gluon-classics`` command line: its options, each with the recipe's default in its help.
+
+The options' choices and defaults come from the library's tables: the model
+registry and :mod:`gluon_classics.choices`, data without MXNet. A subcommand's
+options are added only when that subcommand is the one parsed (or all, for a
+caller that wants the whole parser): ``--help``, ``--version`` and ``train
+--help`` answer without importing MXNet (``ablate``, ``features`` and ``launch``
+read tables that do).
+"""
 import argparse
 import sys
 
 from .. import __version__
-from ..accel import ENV as ACCEL_ENV, MODES as ACCEL_MODES
-from ..distributed.launcher import add_launch_arguments
-from ..experiments import ABLATIONS
-from ..model_zoo import LENET_VARIANTS, MODELS, recipe
-from ..training import DTYPES, OPTIMIZERS, SCHEDULES
-from ..utils.devices import DeviceError, parse_ctx
 from .errors import one_line
-from .commands import (cmd_ablate, cmd_doctor, cmd_evaluate, cmd_features, cmd_launch,
-                       cmd_predict, cmd_shapes, cmd_train)
-from .commands import cmd_export  # issue 32
 
-__all__ = ['build_parser']
+__all__ = ['build_parser', 'COMMANDS']
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,6 +33,7 @@ def _input_shape(text):
 
 
 def _add_model_args(parser):
+    from ..model_zoo import MODELS
     parser.add_argument('model', choices=list(MODELS))
     parser.add_argument('--variant', default='d2l',
                         help='; '.join(f'{name}: {", ".join(entry.variants)}'
@@ -42,6 +42,7 @@ def _add_model_args(parser):
 
 def _recipe_help(key, show=str, default=None):
     """'default: 0.9 for lenet, 0.01 for alexnet', from the models' recipes."""
+    from ..model_zoo import MODELS
     values = []
     for name, entry in MODELS.items():
         values.append((show(entry.recipe.get(key, default)), name))
@@ -52,6 +53,7 @@ def _recipe_help(key, show=str, default=None):
     return 'default: ' + ', '.join(f'{value} for {where}' for value, where in values)
 
 def _ctx(text):
+    from ..utils.devices import DeviceError, parse_ctx
     try:
         return parse_ctx(text)
     except DeviceError as err:
@@ -66,8 +68,8 @@ def _add_data_args(p):
                    help='fashion-mnist (default), mnist, cifar10 or folder:PATH')
     p.add_argument('--data-dir', metavar='DIR', help="folder with the data set's files")
     p.add_argument('--resize', type=int, metavar='N',
-                   help='resize images to NxN (' + _recipe_help('resize', lambda n: n or 'none')
-                   + ')')
+                   help='resize images to NxN; 0: their own size (' +
+                   _recipe_help('resize', lambda n: n or 'none') + ')')
     p.add_argument('--ctx', type=_ctx, default=None, metavar='CTX',
                    help='cpu, gpu, gpu:0,1 or cpu:0,1 (default: a GPU if there is one)')
 
@@ -88,31 +90,47 @@ def _add_trained_model_args(p):
     p.set_defaults(variant=None, dataset=None)  # None = not given: a checkpoint may say
 
 
-def build_parser():
-    """The ``gluon-classics`` parser: one subcommand per concern."""
+def _command(name):
+    """``commands.NAME``, imported when the command runs (it imports MXNet)."""
+    def run(*args, **kwargs):
+        from . import commands
+        return getattr(commands, name)(*args, **kwargs)
+    run.__name__ = run.__qualname__ = name
+    return run
+
+
+def build_parser(command=None):
+    """The ``gluon-classics`` parser: one subcommand per concern.
+
+    ``command``: add only that subcommand's options (the others are names and help
+    lines), so that parsing it imports only what it needs; None: all of them.
+    """
     parser = _Parser(
         prog='gluon-classics',
         description='LeNet and AlexNet in MXNet Gluon, as the d2l chapters teach them.')
     parser.add_argument('--version', action='version', version=f'gluon-classics {__version__}')
     sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
-
-    for add in (_add_shapes, _add_train, _add_evaluate, _add_predict, _add_doctor, _add_launch,
-                _add_ablate, _add_features):
-        add(sub)
-    _add_export(sub)  # issue 32: after the others, in --help too
+    for name, (add, help, description) in COMMANDS.items():
+        p = sub.add_parser(name, help=help, description=description)
+        if command is None or command == name:
+            add(p)
     return parser
 
 
-def _add_shapes(sub):
-    p = sub.add_parser('shapes', help="print each layer's output shape, as the chapters do")
+def command_of(argv):
+    """The subcommand ``argv`` names (its first word that is one), or None."""
+    return next((word for word in argv if word in COMMANDS), None)
+
+
+def _add_shapes(p):
     _add_model_args(p)
     p.add_argument('--input-shape', type=_input_shape, metavar='N,C,H,W',
                    help="default: the variant's own, e.g. 1,1,28,28 for LeNet")
-    p.set_defaults(func=cmd_shapes)
+    p.set_defaults(func=_command('cmd_shapes'))
 
 
-def _add_train(sub):
-    p = sub.add_parser('train', help="train a model with the chapter's recipe")
+def _add_train(p):
+    from ..choices import ACCEL_ENV, ACCEL_MODES, DTYPES, OPTIMIZERS, SCHEDULES
     _add_model_args(p)
     _add_variant_overrides(p)
     _add_data_args(p)
@@ -152,22 +170,21 @@ def _add_train(sub):
                    help='the fast path: ' + '; '.join(f'{k}: {v}' for k, v in ACCEL_MODES.items())
                    + f' (default ${ACCEL_ENV}, else on)')
     # None = not given: the recipe's value, or with --resume the checkpoint's
-    p.set_defaults(func=cmd_train, variant=None, dataset=None)
+    p.set_defaults(func=_command('cmd_train'), variant=None, dataset=None)
     # issue 32: TensorBoard's event files
     p.add_argument('--tensorboard', metavar='DIR',
                    help="per-epoch loss, accuracies, learning rate and examples/s as TensorBoard "
                         "scalars in DIR (the 'tensorboard' extra: tensorboardX)")
 
 
-def _add_evaluate(sub):
-    p = sub.add_parser('evaluate', help='test (or train) accuracy of saved parameters')
+def _add_evaluate(p):
     _add_trained_model_args(p)
     p.add_argument('--batch-size', type=int, default=1000)
     # train: the final weights on the training set, to tell overfitting from the end-of-epoch
     # swing that train_ch5's running train acc averages away
     p.add_argument('--split', choices=['test', 'train'], default='test',
                    help='which split to score (default test)')
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=_command('cmd_evaluate'))
     # issue 32: the evaluation report
     p.add_argument('--report', metavar='DIR',
                    help='also print the loss, per-class accuracy and the most confused pairs, '
@@ -175,38 +192,31 @@ def _add_evaluate(sub):
                         'confusion.png')
 
 
-def _add_predict(sub):
-    p = sub.add_parser('predict', help='a grid of test images with true and predicted labels')
+def _add_predict(p):
     _add_trained_model_args(p)
     p.add_argument('--out', required=True, metavar='PATH.png')
-    p.add_argument('--num', type=int, default=8, help='number of images (default 8)')
-    p.set_defaults(func=cmd_predict)
-    # issue 32
+    p.add_argument('--num', type=int, default=8, help='number of images, 1 to 256 (default 8)')
+    p.set_defaults(func=_command('cmd_predict'))
     p.add_argument('--only-wrong', action='store_true',
                    help='only misclassified images, the first --num of the test set')
 
 
-def _add_doctor(sub):
-    p = sub.add_parser('doctor', help='versions, build features, CPU, GPUs and data: '
-                                      'what a bug report needs')
+def _add_doctor(p):
     p.add_argument('--json', action='store_true', help='print the facts as JSON')
     p.add_argument('--data-dir', metavar='DIR', help='the Fashion-MNIST folder to check '
                                                      "(default: the loader's own)")
-    p.set_defaults(func=cmd_doctor)
+    p.set_defaults(func=_command('cmd_doctor'))
 
 
-def _add_launch(sub):
-    p = sub.add_parser('launch', help='run a training command as a parameter-server job',
-                       description='Start 1 scheduler, S servers and W workers of COMMAND on '
-                                   'this machine (on 127.0.0.1), or over ssh with --hostfile: '
-                                   'gluon-classics launch -n 2 -s 1 -- gluon-classics train '
-                                   'lenet')
+def _add_launch(p):
+    from ..distributed.launcher import add_launch_arguments
     add_launch_arguments(p)
-    p.set_defaults(func=cmd_launch)
+    p.set_defaults(func=_command('cmd_launch'))
 
 
-def _add_ablate(sub):
-    p = sub.add_parser('ablate', help="train the LeNet chapter's exercise variants side by side")
+def _add_ablate(p):
+    from ..experiments import ABLATIONS
+    from ..model_zoo import recipe
     p.add_argument('model', choices=['lenet'])
     _add_data_args(p)
     p.add_argument('--variants', metavar='A,B,...',
@@ -221,11 +231,12 @@ def _add_ablate(sub):
     p.add_argument('--num-examples', type=int, metavar='N', help='train on N examples only')
     p.add_argument('--out', default='runs/ablation', metavar='DIR',
                    help='folder for results.md, results.json, curves.png (default runs/ablation)')
-    p.set_defaults(func=cmd_ablate)
+    p.set_defaults(func=_command('cmd_ablate'))
 
 
-def _add_features(sub):
-    p = sub.add_parser('features', help='conv feature maps and activation statistics')
+def _add_features(p):
+    from ..experiments import ABLATIONS
+    from ..model_zoo import LENET_VARIANTS
     p.add_argument('model', choices=['lenet'])
     p.add_argument('--variant', default='d2l',
                    help=f'a LeNet variant ({", ".join(LENET_VARIANTS)}) or an ablate variant '
@@ -238,13 +249,12 @@ def _add_features(sub):
     p.add_argument('--out', required=True, metavar='DIR')
     p.add_argument('--num-images', type=int, default=4, metavar='K',
                    help='test images in the feature-map grids (default 4)')
-    p.set_defaults(func=cmd_features, variant=None, dataset=None)
+    p.set_defaults(func=_command('cmd_features'), variant=None, dataset=None)
+
 
 
 # issue 32: the trained net out of MXNet
-def _add_export(sub):
-    p = sub.add_parser('export', help='write trained parameters as ONNX (checked by ONNX '
-                                      "Runtime on the test set) or as MXNet's symbol + params")
+def _add_export(p):
     _add_trained_model_args(p)
     p.add_argument('--out', required=True, metavar='PATH',
                    help='F.onnx; with --format mxnet a prefix: PREFIX-symbol.json and '
@@ -254,4 +264,23 @@ def _add_export(sub):
                         '(net.export)')
     p.add_argument('--batch-size', type=int, default=1000,
                    help='batch size of the check on the test set (default 1000)')
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func=_command('cmd_export'))
+
+
+# name: (adds its options, its line in --help, its description)
+COMMANDS = {
+    'shapes': (_add_shapes, "print each layer's output shape, as the chapters do", None),
+    'train': (_add_train, "train a model with the chapter's recipe", None),
+    'evaluate': (_add_evaluate, 'test (or train) accuracy of saved parameters', None),
+    'predict': (_add_predict, 'a grid of test images with true and predicted labels', None),
+    'doctor': (_add_doctor, 'versions, build features, CPU, GPUs and data: what a bug report '
+                            'needs', None),
+    'launch': (_add_launch, 'run a training command as a parameter-server job',
+               'Start 1 scheduler, S servers and W workers of COMMAND on this machine (on '
+               '127.0.0.1), or over ssh with --hostfile: gluon-classics launch -n 2 -s 1 -- '
+               'gluon-classics train lenet'),
+    'ablate': (_add_ablate, "train the LeNet chapter's exercise variants side by side", None),
+    'features': (_add_features, 'conv feature maps and activation statistics', None),
+    'export': (_add_export, 'write trained parameters as ONNX (checked by ONNX Runtime on the '
+                            "test set) or as MXNet's symbol + params", None),
+}

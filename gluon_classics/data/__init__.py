@@ -4,6 +4,7 @@
 decoded once and batched with a few NDArray ops instead of per-image
 transforms; ``load_data`` picks a dataset by name.
 """
+from .. import _backend  # noqa: F401  (MXNet through its checks, first)
 from .datasets import CIFAR10_TEXT_LABELS, DATASETS, load_data, read_cifar10, read_image_folder
 from .download import DownloadError, download, ensure_files
 from .fashion_mnist import (FASHION_MNIST, FASHION_MNIST_TEXT_LABELS, MNIST, MNIST_TEXT_LABELS,

@@ -34,7 +34,9 @@ def read_cifar10(root=None):
     (train_images, train_labels), (test_images, test_labels)
     """
     if root and not os.path.isdir(os.path.expanduser(root)):  # Gluon would create it
-        raise DataError(f'data folder {root} does not exist: pass [[root=DIR]] naming the folder '
+        what = 'is a file, not a folder' if os.path.exists(os.path.expanduser(root)) \
+            else 'does not exist'
+        raise DataError(f'data folder {root} {what}: pass [[root=DIR]] naming the folder '
                         f'that holds the CIFAR-10 batches')
     root = os.path.expanduser(root) if root else default_root('cifar10')
     out = []

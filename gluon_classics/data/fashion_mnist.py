@@ -13,7 +13,7 @@ import os
 import mxnet as mx
 
 from .download import ensure_files, gluon_repo_url
-from .idx import find_file, read_idx_pair
+from .idx import DataError, find_file, read_idx_pair
 from .loader import ArrayLoader
 
 __all__ = ['load_data_fashion_mnist', 'load_data_mnist', 'get_fashion_mnist_labels',
@@ -89,6 +89,11 @@ def resolve_folder(name, root=None):
     being the user's choice (None for the cache, the one folder ever created).
     """
     base = root or os.environ.get('GLUON_CLASSICS_DATA')
+    if base and os.path.exists(os.path.expanduser(base)) \
+            and not os.path.isdir(os.path.expanduser(base)):
+        where = f'[[root={base}]]' if root else f'GLUON_CLASSICS_DATA={base}'
+        raise DataError(f'{where} is a file, not a folder: name the folder that holds the '
+                        f'{name} files (or its parent)')
     return (data_folder(base, name) if base else default_root(name)), base
 
 

@@ -6,6 +6,7 @@ type ``0x08`` (uint8): images are ``(N, H, W)`` (magic 2051), labels ``(N,)``
 (magic 2049). Files may be gzip-compressed (``.gz``) or plain.
 """
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -69,7 +70,7 @@ def read_idx(path, magic):
     if len(raw) < header:
         raise DataError(f'{path}: truncated IDX header ({len(raw)} of {header} bytes)')
     shape = struct.unpack(f'>{ndim}I', raw[4:header])
-    size = int(np.prod(shape, dtype=np.int64))
+    size = math.prod(shape)  # a Python int: a huge header cannot overflow into 0
     if len(raw) - header != size:
         what = 'truncated payload' if len(raw) - header < size else 'trailing bytes after payload'
         raise DataError(f'{path}: {what}: header says {"x".join(map(str, shape))} = {size} bytes, '
@@ -152,7 +153,7 @@ def check_idx_file(path, magic):
     if len(header) < want:
         return f'truncated IDX header ({len(header)} of {want} bytes)'
     shape = struct.unpack(f'>{ndim}I', header[4:want])
-    expected = want + int(np.prod(shape, dtype=np.int64))
+    expected = want + math.prod(shape)
     if total != expected % 2**32:
         what = 'the gzip trailer says' if start[:2] == b'\x1f\x8b' else 'the file has'
         return (f'truncated or damaged: its header says {"x".join(map(str, shape))} '

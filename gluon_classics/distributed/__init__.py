@@ -10,6 +10,7 @@ command, started by :func:`launch` (``gluon-classics launch``):
 - :mod:`.sums`: the epoch's numbers summed over the workers;
 - :mod:`.launcher`: 1 scheduler, S servers and W workers, here or over ssh.
 """
+from .. import _backend  # noqa: F401  (MXNet through its checks, first)
 from .job import (ParallelContext, StackedShards, checkpoint_path, connect, default_kvstore,
                   is_distributed, shard_for_worker, worker_batch_size)
 from .launcher import launch, read_hostfile

@@ -78,6 +78,10 @@ def default_kvstore(ctx):
     return 'device' if gpu else 'local'
 
 
+# The KVStore names a run takes: on one machine, and in a launched job.
+KVSTORES = ('local', 'device', 'dist_sync', 'dist_device_sync', 'dist_async')
+
+
 def connect(kvstore=None, ctx=None):
     """This process's :class:`ParallelContext`; a ``'dist_*'`` name joins the job.
 
@@ -95,12 +99,15 @@ def connect(kvstore=None, ctx=None):
     Raises
     ------
     ValueError
-        A ``'dist_*'`` KVStore in a process no launcher started.
+        A name not in :data:`KVSTORES`, or a ``'dist_*'`` KVStore in a process no
+        launcher started.
     """
     if isinstance(kvstore, ParallelContext):
         return kvstore
     if kvstore is None:
         kvstore = default_kvstore(ctx or mx.cpu())
+    if isinstance(kvstore, str) and kvstore not in KVSTORES:  # else accepted, and ignored
+        raise SettingError(f'unknown [[kvstore={kvstore}]]: choose one of {", ".join(KVSTORES)}')
     if not is_distributed(kvstore):
         return ParallelContext(kvstore)
     if isinstance(kvstore, str):

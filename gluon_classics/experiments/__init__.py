@@ -1,4 +1,5 @@
 """The LeNet chapter's exercises as experiments: ablations and feature maps."""
+from .. import _backend  # noqa: F401  (MXNet through its checks, first)
 from .ablation import (ABLATION_LR, ABLATIONS, RESULT_FILES, ablate, lenet_options,
                        results_table)
 from .ablation import VARIANT_LR, VARIANTS  # noqa: F401  (the old names of the two above)

@@ -6,12 +6,38 @@ by ``get_vgg``). ``MODELS`` holds one entry per model: the factory, the
 variant table and the chapter's training recipe. The CLI's choices and help
 texts and ``fit``'s defaults are read from it.
 """
+import importlib
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from .alexnet import ALEXNET_VARIANTS, AlexNet, alexnet
-from .lenet import LENET_VARIANTS, LeNet, lenet
-from .summary import check_input_shape, count_parameters, layer_shapes, leaves, print_shapes
+from .spec import ALEXNET_VARIANTS, LENET_VARIANTS
+
+# The networks and their summaries import MXNet: on first use (PEP 562), so that the
+# registry below serves the command line's --help without it.
+_LAZY = {'lenet': ('lenet', 'LeNet', 'ACTIVATIONS'), 'alexnet': ('alexnet', 'AlexNet'),
+         'summary': ('check_input_shape', 'count_parameters', 'layer_shapes', 'leaves',
+                     'print_shapes')}
+_WHERE = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name):
+    if name not in _WHERE:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    value = getattr(importlib.import_module(f'.{_WHERE[name]}', __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE))
+
+
+def _factory(name):
+    """The factory ``name`` of its module, imported when a network is built."""
+    def build(**kwargs):
+        return __getattr__(name)(**kwargs)
+    build.__name__ = build.__qualname__ = name
+    return build
 
 __all__ = ['get_model', 'model_for_data', 'recipe', 'MODELS', 'VARIANTS', 'ModelEntry',
            'lenet', 'alexnet', 'LeNet', 'AlexNet',
@@ -46,10 +72,10 @@ class ModelEntry:
 
 MODELS = {
     # d2l LeNet: plain SGD at lr 0.9, batch 256, 10 epochs on 28x28 images
-    'lenet': ModelEntry(lenet, LENET_VARIANTS,
+    'lenet': ModelEntry(_factory('lenet'), LENET_VARIANTS,
                         dict(lr=0.9, batch_size=256, epochs=10, resize=None)),
     # d2l AlexNet: lr 0.01, batch 128, 10 epochs, Fashion-MNIST upsampled to 224x224
-    'alexnet': ModelEntry(alexnet, ALEXNET_VARIANTS,
+    'alexnet': ModelEntry(_factory('alexnet'), ALEXNET_VARIANTS,
                           dict(lr=0.01, batch_size=128, epochs=10, resize=224),
                           # the chapter's exercise on 28x28 images, chosen by measurement
                           # (docs/results.md, "Measured: AlexNet")

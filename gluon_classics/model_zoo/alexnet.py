@@ -1,34 +1,11 @@
 """AlexNet, as the d2l chapter builds it for Fashion-MNIST, as Krizhevsky et al. (2012) sized
 it, and the chapter's exercise: AlexNet simplified for 28x28 images."""
+from .. import _backend  # noqa: F401  (MXNet through its checks, first)
 from mxnet.gluon import nn
 
-from .spec import variant_spec
+from .spec import ALEXNET_VARIANTS, variant_spec
 
 __all__ = ['AlexNet', 'alexnet', 'ALEXNET_VARIANTS']
-
-# The chapter's five convs as (channels, kernel, stride, padding, max-pooled after).
-_D2L_CONVS = ((96, 11, 4, 0, True), (256, 5, 1, 2, True), (384, 3, 1, 1, False),
-              (384, 3, 1, 1, False), (256, 3, 1, 1, True))
-
-# Per variant, the architecture arguments of AlexNet.
-ALEXNET_VARIANTS = {
-    # d2l "Deep Convolutional Neural Networks (AlexNet)": 1x224x224 Fashion-MNIST,
-    # 46,764,746 parameters; the first conv has no padding, so 224 gives 54x54.
-    'd2l': dict(convs=_D2L_CONVS, pool=(3, 2), dense=(4096, 4096), in_channels=1,
-                input_size=(224, 224), num_classes=10),
-    # the paper's layer sizes on one device (no grouped convs, no LRN): 55x55 after conv0
-    'imagenet': dict(convs=((96, 11, 4, 2, True),) + _D2L_CONVS[1:], pool=(3, 2),
-                     dense=(4096, 4096), in_channels=3, input_size=(224, 224),
-                     num_classes=1000),
-    # the chapter's exercise "simplify AlexNet for Fashion-MNIST", 713,418 parameters: the
-    # same design (five convs, overlapping 3x3 max pooling with stride 2 after the 1st, 2nd
-    # and 5th, two dense layers with dropout) on the 1x28x28 images themselves (28 -> 13
-    # -> 6 -> 2), with 3x3 convs at a quarter to an eighth of the widths
-    'small': dict(convs=((32, 3, 1, 1, True), (64, 3, 1, 1, True), (128, 3, 1, 1, False),
-                         (128, 3, 1, 1, False), (64, 3, 1, 1, True)),
-                  pool=(3, 2), dense=(512, 512), in_channels=1, input_size=(28, 28),
-                  num_classes=10),
-}
 
 
 class AlexNet(nn.HybridBlock):

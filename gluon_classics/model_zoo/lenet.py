@@ -1,25 +1,10 @@
 """LeNet, as the d2l chapter, the MXNet Gluon article and LeCun et al. (1998) build it."""
+from .. import _backend  # noqa: F401  (MXNet through its checks, first)
 from mxnet.gluon import nn
 
-from .spec import variant_spec
+from .spec import LENET_VARIANTS, variant_spec
 
 __all__ = ['LeNet', 'lenet', 'LENET_VARIANTS']
-
-# Per variant, the architecture arguments of LeNet: conv stages as
-# (channels, padding, pooled), hidden dense widths, activation, pooling and
-# the image size the layer sizes were chosen for. Padding 'same' keeps the
-# map size whatever the kernel size.
-LENET_VARIANTS = {
-    # d2l "Convolutional Neural Networks (LeNet)": 61,706 parameters at 1x28x28
-    'd2l': dict(convs=((6, 'same', True), (16, 0, True)), dense_units=(120, 84),
-                activation='sigmoid', pool='avg', image_size=28),
-    # the MXNet Gluon LeNet article: no padding, max pooling, 44,426 parameters
-    'gluon': dict(convs=((6, 0, True), (16, 0, True)), dense_units=(120, 84),
-                  activation='sigmoid', pool='max', image_size=28),
-    # LeNet-5 (1998) on 1x32x32: C1, S2, C3, S4, C5 as a 5x5 conv with 120 maps, F6, output
-    'lenet5': dict(convs=((6, 0, True), (16, 0, True), (120, 0, False)), dense_units=(84,),
-                   activation='tanh', pool='avg', image_size=32),
-}
 
 _POOLS = {'avg': nn.AvgPool2D, 'max': nn.MaxPool2D}
 ACTIVATIONS = ('sigmoid', 'relu', 'tanh', 'softrelu', 'softsign')  # mx.nd.Activation's

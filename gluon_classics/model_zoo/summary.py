@@ -8,6 +8,7 @@ import io
 import math
 from collections import Counter
 
+from .. import _backend  # noqa: F401  (MXNet through its checks, first)
 import mxnet as mx
 from mxnet.gluon import HybridBlock, nn
 

@@ -3,6 +3,7 @@
 Start with :mod:`.loop` (``train_ch5``, ``evaluate_accuracy``): the chapter's
 loop. :mod:`.fit` is the whole run around it.
 """
+from .. import _backend  # noqa: F401  (MXNet through its checks, first)
 from ..accel import DTYPES
 from .checkpoint import (CheckpointError, atomic_write, describe_run, is_checkpoint,
                          load_checkpoint, load_params, save_checkpoint)

@@ -11,6 +11,7 @@ outputs), as :func:`~gluon_classics.fit` records them. It is a zip file:
 """
 import json
 import os
+import re
 import tempfile
 import zipfile
 
@@ -53,6 +54,12 @@ def save_checkpoint(path, net, trainer, epoch, history, seed=None, config=None):
     atomic_write(path, write)
 
 
+def _load_reason(err):
+    """Why MXNet did not load parameters, without its own advice (allow_missing=True would
+    leave layers untrained)."""
+    return re.sub(r'\.?\s*Set allow_missing=True.*$', '', error_reason(err))
+
+
 def is_checkpoint(path):
     """True when ``path`` is a zip file (a checkpoint), False for anything else."""
     return os.path.isfile(path) and zipfile.is_zipfile(path)
@@ -84,8 +91,12 @@ def load_checkpoint(path, net=None, trainer=None, ctx=None):
         The metadata: ``epoch``, ``learning_rate``, ``seed``, ``history``,
         ``config`` (the run's settings as :func:`~gluon_classics.fit` records them).
     """
+    if os.path.isdir(path):
+        raise CheckpointError(f'checkpoint {path} is a folder, not a checkpoint file: give the '
+                              f'.ckpt file (in it) as [[resume]]')
     if not os.path.isfile(path):
-        raise CheckpointError(f'checkpoint {path} does not exist: check the path given as [[resume]]')
+        what = 'is not a regular file' if os.path.exists(path) else 'does not exist'
+        raise CheckpointError(f'checkpoint {path} {what}: check the path given as [[resume]]')
     try:
         with zipfile.ZipFile(path) as z:
             meta = json.loads(z.read('meta.json'))
@@ -110,7 +121,7 @@ def load_checkpoint(path, net=None, trainer=None, ctx=None):
                 net.load_parameters(f.name, ctx=ctx)
             except Exception as err:  # MXNetError, AssertionError: both multi-line
                 raise CheckpointError(f'checkpoint {path} does not fit this '
-                                      f'{type(net).__name__} ({error_reason(err)}): it holds '
+                                      f'{type(net).__name__} ({_load_reason(err)}): it holds '
                                       f'{describe_run(meta.get("config"))}') from None
         if trainer is not None:
             with open(os.path.join(tmp, 's'), 'wb') as f:
@@ -144,6 +155,6 @@ def load_params(net, path, ctx=None):
         net.load_parameters(path, ctx=ctx)
     except Exception as err:  # MXNetError, AssertionError: both multi-line
         raise CheckpointError(f'parameter file {path} cannot be loaded into this '
-                              f'{type(net).__name__} ({error_reason(err)}): check the model, '
+                              f'{type(net).__name__} ({_load_reason(err)}): check the model, '
                               f'variant and overrides it was trained with') from None
     return net

@@ -9,6 +9,7 @@ import math
 import numpy as np
 from mxnet import gluon
 
+from ..choices import OPTIMIZERS, SCHEDULES
 from ..distributed import connect, default_kvstore, is_distributed
 from ..errors import SettingError
 from ..model_zoo import MODELS, get_model, recipe
@@ -19,19 +20,8 @@ __all__ = ['RECIPES', 'OPTIMIZERS', 'SCHEDULES', 'ReduceLROnPlateau', 'CosineSch
 # The default variant's recipe per model (a view of the model registry).
 RECIPES = {name: recipe(name) for name in MODELS}
 
-# name -> (what it is, gluon 'sgd' arguments besides the learning rate, its schedule
-# unless the recipe or the caller names one).
-OPTIMIZERS = {
-    'sgd': ("the chapters' plain SGD", {}, 'none'),
-    'momentum': ('momentum 0.9, weight decay 5e-4', dict(momentum=0.9, wd=5e-4), 'plateau'),
-}
-
-# The learning rate by epoch: name -> what it is.
-SCHEDULES = {
-    'none': 'constant',
-    'plateau': 'lr / 10 when test accuracy stops improving',
-    'cosine': 'cosine decay from lr towards 0 over the epochs',
-}
+# OPTIMIZERS: name -> (what it is, gluon 'sgd' arguments besides the learning rate, its
+# schedule); SCHEDULES: name -> what it is (data without MXNet, for the CLI's --help).
 
 
 class ReduceLROnPlateau:

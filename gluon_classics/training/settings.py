@@ -61,9 +61,10 @@ def _reconciled(key, value, recorded, resume, log):
         return value
     shown = ' '.join(f'[[{k}={v}]]' for k, v in value.items()) if key == 'model_kwargs' \
         else f'[[{key}={value}]]'
+    # the model is a required argument of the command line: name the one to give
+    fix = f'use [[model={old}]]' if key == 'model' else 'leave it out'
     raise SettingError(f'{shown} contradicts checkpoint {resume}, which records {old!r}: '
-                       f'leave it out to finish that run, or start a new run without '
-                       f'[[resume]]')
+                       f'{fix} to finish that run, or start a new run without [[resume]]')
 
 
 def _outputs(given, recorded, log):
@@ -101,6 +102,12 @@ def _check(run):
     if run['epochs'] < 1 or run['batch_size'] < 1:
         raise SettingError(f'[[epochs]] and [[batch_size]] must be at least 1; got '
                            f'{run["epochs"]} and {run["batch_size"]}')
+    if run['num_examples'] is not None and run['num_examples'] < 1:
+        raise SettingError(f'[[num_examples]] must be at least 1 (leave it out to train on the '
+                           f'whole set); got {run["num_examples"]}')
+    if isinstance(run['resize'], int) and run['resize'] < 1:
+        raise SettingError(f'[[resize]] must be a positive size, or 0 for the images\' own; '
+                           f'got {run["resize"]}')
     seed = run['seed']
     if seed is not None and not (isinstance(seed, int) and seed >= 0):
         raise SettingError(f'[[seed]] must be a non-negative integer; got {seed!r}')
@@ -124,8 +131,9 @@ def trained_settings(params, given):
         for key, value in recorded.items():
             mine = settings.get(key)
             if mine is not None and mine != value and not (key == 'resize' and mine == 0 == value):
+                fix = f'use [[model={value}]]' if key == 'model' else 'leave it out'
                 raise SettingError(f'[[{key}={mine}]] contradicts the checkpoint {params}, '
-                                   f'which holds {describe_run(config)}: leave it out')
+                                   f'which holds {describe_run(config)}: {fix}')
             settings[key] = value
         if settings.get('data_dir') is None and config.get('data_dir') \
                 and os.path.isdir(config['data_dir']):

@@ -12,9 +12,9 @@ import os
 import platform
 import warnings
 
+from .._backend import error_reason  # first: MXNet through its checks
 import mxnet as mx
 
-from .._backend import error_reason
 from ..errors import Fixable
 from . import cuda
 
@@ -138,15 +138,18 @@ def try_all_gpus():
 def parse_ctx(text):
     """Contexts from a command-line string.
 
-    ``'cpu'`` and ``'gpu'`` give one context (``'gpu'`` is :func:`try_gpu`);
+    ``'cpu'`` and ``'gpu'`` give one context (``'gpu'`` is ``'gpu:0'``);
     ``'gpu:0,1'`` and ``'cpu:0,1'`` give a list for data-parallel training. A
-    GPU named explicitly must be one MXNet can run on.
+    GPU named must be one MXNet can run on (``'gpu'`` on a machine without
+    one is refused like ``'gpu:0'``, not run on the CPU).
     """
     kind, _, ids = text.strip().lower().partition(':')
     if kind not in ('cpu', 'gpu') or (ids and not all(i.strip().isdigit() for i in ids.split(','))):
         raise ValueError(f"bad context {text!r}: use cpu, gpu, cpu:0,1 or gpu:0,1")
     if not ids:
-        return mx.cpu() if kind == 'cpu' else try_gpu()
+        if kind == 'cpu':
+            return mx.cpu()
+        ids = '0'
     ids = [int(i) for i in ids.split(',')]
     if len(set(ids)) < len(ids):
         raise ValueError(f'context {text!r} names a device twice: list each once, '

@@ -41,14 +41,46 @@ def cache_dir():
     return os.environ.get('GLUON_CLASSICS_CACHE') or os.path.join(root, 'gluon_classics')
 
 
+class OutputBusy(OutputError):
+    """Another live process is writing the path (``real``, by ``pid``)."""
+
+    def __init__(self, message, real, pid):
+        super().__init__(message)
+        self.real, self.pid = real, pid
+
+
 def _label(path, what):
     return f'{what} {path}' if what else str(path)
 
 
 def _strerror(err):
-    if isinstance(err, OSError) and err.strerror:
-        return err.strerror
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+    """The OS's reason ("No space left on device"); for another error its telling line."""
+    if isinstance(err, OSError):
+        # OSError(errno.ENOSPC), raised without its text, has neither errno nor strerror
+        code = err.errno or (err.args[0] if len(err.args) == 1 and isinstance(err.args[0], int)
+                             else None)
+        if err.strerror or code:
+            return err.strerror or os.strerror(code)
+    lines = [line.strip() for line in str(err).splitlines()]
+    lines = [line for line in lines if line and not line.startswith(  # MXNet's: a traceback first
+        ('Traceback', 'File ', '[bt]', 'Stack trace'))]
+    return re.sub(r'^\w*Error: ', '', lines[0]) if lines else type(err).__name__
+
+
+def _os_reason(tmp):
+    """Why the OS refuses more bytes in ``tmp`` (MXNet's failed writes do not say), or None."""
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_APPEND)
+    except OSError as err:
+        return _strerror(err)
+    try:
+        os.write(fd, bytes(1 << 16))
+        os.fsync(fd)
+    except OSError as err:
+        return _strerror(err)
+    finally:
+        os.close(fd)
+    return None
 
 
 def _check_folder(folder, label):
@@ -153,14 +185,18 @@ def _lock(real, label):
         except BlockingIOError:
             pid = os.pread(fd, 32, 0).decode(errors='replace').strip() or 'unknown'
             os.close(fd)
-            raise OutputError(f'another run is writing {label} (pid {pid}): wait for it to '
-                              f'finish, or choose another path') from None
+            raise OutputBusy(f'another run is writing {label} (pid {pid}): wait for it to '
+                             f'finish, or choose another path', real, pid) from None
         except OSError:  # ENOLCK: a network filesystem without locks
             os.close(fd)
             return None
         if _same_file(fd, path):  # not removed by its last holder since we opened it
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, str(os.getpid()).encode(), 0)
+            except OSError as err:  # a full disk: say so now, not after the training
+                _unlock(real, fd)
+                raise OutputError(f'cannot write {label}: {_strerror(err)}') from None
             return fd
         os.close(fd)
 
@@ -270,7 +306,8 @@ def atomic_write(path, write, what=None):
     except Exception as err:  # OSError, or MXNetError from save_parameters on a full disk
         if not isinstance(err, OSError) and type(err).__name__ != 'MXNetError':
             raise
-        raise OutputError(f'could not write {_label(path, what)}: {_strerror(err)}') from None
+        reason = (not isinstance(err, OSError) and tmp and _os_reason(tmp)) or _strerror(err)
+        raise OutputError(f'could not write {_label(path, what)}: {reason}') from None
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
