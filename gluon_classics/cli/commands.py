@@ -8,7 +8,7 @@ from mxnet.base import MXNetError
 
 from ..data import load_data
 from ..distributed.launcher import run_launch
-from ..doctor import format_report, report
+from .. import doctor
 from ..experiments import RESULT_FILES, REPORT_FILES, ablate, lenet_options, write_feature_report
 from ..model_zoo import get_model, print_shapes
 from ..training import TrainingInterrupted, build_model, evaluate_accuracy, fit, load_params, predict
@@ -209,8 +209,8 @@ def cmd_features(args):
 
 
 def cmd_doctor(args):
-    facts = report(args.data_dir)
-    print(json.dumps(facts, indent=1) if args.json else '\n'.join(format_report(facts)))
+    facts = doctor.report(args.data_dir)
+    print(json.dumps(facts, indent=1) if args.json else '\n'.join(doctor.format_report(facts)))
 
 
 def cmd_launch(args):
