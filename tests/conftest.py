@@ -3,8 +3,14 @@ import os
 
 import pytest
 
+from helpers import required
+
 FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte',
          't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')
+
+
+def pytest_configure(config):
+    required()  # a misspelt GLUON_CLASSICS_REQUIRE stops the run before any test
 
 
 @pytest.fixture(scope='session')
