@@ -1,7 +1,14 @@
 """Pieces the tests share (import them as ``from helpers import ...``; tests/ is on sys.path)."""
 import os
+import select
+import struct
 
+import numpy as np
 import pytest
+
+# the four IDX files of (Fashion-)MNIST, without .gz
+IDX_FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte',
+             't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')
 
 # what GLUON_CLASSICS_REQUIRE may name: kernels (a C++ compiler, so that conv_pool.cc is
 # compiled and tested), cluster (root, ip netns and sshd, so that the rehearsal runs)
@@ -35,3 +42,33 @@ def without_kernels():
     require_or_skip('kernels', f"no C++ compiler (CXX={CXX or ''!r}, else "
                                f"g++): LeNet's CPU kernels (conv_pool.cc) were neither compiled "
                                f"nor tested here, only the fallback to MXNet's operators")
+
+
+def idx_bytes(array, magic=None):
+    """An IDX file's bytes for a uint8 array (magic 0x08nn: uint8, n dimensions)."""
+    array = np.asarray(array, dtype=np.uint8)
+    magic = (0x0800 | array.ndim) if magic is None else magic
+    return struct.pack(f'>I{array.ndim}I', magic, *array.shape) + array.tobytes()
+
+
+def write_idx_folder(folder, images, labels, test_images, test_labels):
+    """The four IDX files (plain, not gzipped) in ``folder``; images (N, 28, 28) or (N, 1, 28, 28)."""
+    os.makedirs(folder, exist_ok=True)
+    for name, array in zip(IDX_FILES, (images, labels, test_images, test_labels)):
+        array = np.asarray(array)
+        with open(os.path.join(folder, name), 'wb') as f:
+            f.write(idx_bytes(array[:, 0] if array.ndim == 4 else array))
+    return str(folder)
+
+
+def ends(pid, guard=120):
+    """Whether process ``pid`` ends (a zombie has): the kernel says so through a pidfd; the
+    guard only stops a hang, it bounds no speed (a killed process ends in milliseconds)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], guard)[0])
+    finally:
+        os.close(fd)

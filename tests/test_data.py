@@ -442,7 +442,7 @@ def test_subset():
     np.testing.assert_array_equal(sub.labels, picked % 10)
     np.testing.assert_array_equal(loader.subset(10, seed=4).images, sub.images)
     assert not np.array_equal(loader.subset(10, seed=5).images, sub.images)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r'^subset size must be in 1\.\.50, got 51$'):
         loader.subset(51)
 
 
@@ -452,7 +452,8 @@ def test_shard():
     assert [p.num_examples for p in parts] == [16, 17, 17]
     order = np.concatenate([_order(p) for p in parts])
     assert list(order) == list(range(50))  # disjoint, contiguous, covering
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r'^need 0 <= index < num_parts <= 50, got index=3, '
+                                         r'num_parts=3$'):
         loader.shard(3, 3)
 
 

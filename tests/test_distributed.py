@@ -22,10 +22,11 @@ from gluon_classics.cli import build_parser
 from gluon_classics.data import ArrayLoader
 import gluon_classics.distributed.launcher as launcher
 from gluon_classics.distributed.launcher import launch
-from gluon_classics.training import make_trainer, train_ch5
+from gluon_classics.training import load_checkpoint, make_trainer, train_ch5
 from gluon_classics.distributed import (ParallelContext, StackedShards, connect,
                                                  default_kvstore, shard_for_worker,
                                                  worker_batch_size)
+from helpers import ends
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Everything a job binds to or connects to; the launcher's default, spelled out.
@@ -207,7 +208,6 @@ def _gone(pid):
 
 
 def test_launch_stops_the_job_when_a_worker_fails(tmp_path):
-    start = time.monotonic()
     code = launch(_stand_in(f"""
         open(os.path.join({str(tmp_path)!r}, str(os.getpid())), 'w').close()
         if os.environ.get('DMLC_TASK_ID') == '0':
@@ -215,16 +215,19 @@ def test_launch_stops_the_job_when_a_worker_fails(tmp_path):
             sys.exit(3)
         time.sleep(120)
         """), num_workers=2, num_servers=1, timeout=60, log=_quiet)
-    assert code == 3 and time.monotonic() - start < 30
+    assert code == 3  # the worker's status, not the time limit's 124: it did not wait for it
     pids = [int(p) for p in os.listdir(tmp_path)]
     assert len(pids) == 4 and all(_gone(p) for p in pids)
 
 
-def test_launch_timeout_stops_the_job():
-    start = time.monotonic()
-    code = launch(_stand_in('time.sleep(120)'), num_workers=2, num_servers=1, timeout=2,
-                  log=_quiet)
-    assert code == 124 and time.monotonic() - start < 30
+def test_launch_timeout_stops_the_job(tmp_path):
+    code = launch(_stand_in(f"""
+        open(os.path.join({str(tmp_path)!r}, str(os.getpid())), 'w').close()
+        time.sleep(120)
+        """), num_workers=2, num_servers=1, timeout=2, log=_quiet)
+    assert code == 124  # its time limit's status; and nothing of the job is left
+    pids = [int(p) for p in os.listdir(tmp_path)]  # those that started within the 2 s
+    assert pids and all(_gone(p) for p in pids)
 
 
 # A stand-in for ssh: runs the remote command line with a login's bare environment, and, like
@@ -295,10 +298,7 @@ def test_ssh_launch_stops_everything_when_one_host_fails(tmp_path):
     assert messages == ['worker 1 on 127.0.0.2 exited with status 3: stopping the job']
     pids = [int(p) for p in os.listdir(tmp_path / 'out')]
     # The remote processes die with their ssh connection, a moment after it.
-    deadline = time.monotonic() + 20
-    while not all(_gone(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert len(pids) == 4 and all(_gone(p) for p in pids)
+    assert len(pids) == 4 and all(ends(p) for p in pids)
 
 
 def test_ssh_launch_names_the_host_ssh_cannot_reach(tmp_path):
@@ -406,4 +406,5 @@ def test_dist_sync_job_on_loopback(tmp_path):
         assert a['loss'] == pytest.approx(b['loss'], rel=1e-4), (first, history)
     # Rank 0 alone prints, and writes the checkpoint.
     assert out.count('epoch 1, loss') == 1 and out.count('dist_sync: 2 workers x 128') == 1, out
-    assert os.path.isfile(tmp_path / 'job.ckpt')
+    ckpt = load_checkpoint(str(tmp_path / 'job.ckpt'))  # rank 0's, the whole job's state
+    assert ckpt['epoch'] == 3 and ckpt['history'] == first

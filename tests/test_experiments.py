@@ -101,7 +101,9 @@ def test_ablate_writes_table_json_and_curves(tmp_path, quick):
         assert r['parameters'] == count_parameters(built)
         assert r['seeds'] == [0, 1] and len(r['test_acc']) == 2
         assert all(len(run['history']) == 1 for run in r['runs'])
-        assert 0 <= r['test_acc_mean'] <= 1 and r['test_acc_std'] is not None
+        assert r['test_acc'] == [run['history'][-1]['test_acc'] for run in r['runs']]
+        assert r['test_acc_mean'] == pytest.approx(np.mean(r['test_acc']), abs=1e-12)
+        assert r['test_acc_std'] == pytest.approx(np.std(r['test_acc'], ddof=1), abs=1e-12)
         assert r['seconds_per_epoch'] > 0
     assert results[1]['lr'] == 0.1 and results[0]['lr'] == 0.9
     assert any('[relu+max-lr0.1 seed 1]' in a[0] for a in lines)
@@ -205,8 +207,10 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
                '--data-dir', str(tmp_path), '--ctx', 'cpu'])
     assert rc == 2
     assert 'missing.params' in _one_line_error(capsys)
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as stop:
         main(['ablate', 'alexnet'])
+    assert stop.value.code == 2
+    assert "invalid choice: 'alexnet' (choose from 'lenet')" in _one_line_error(capsys)
 
 
 def test_cli_ablate(data, tmp_path, capsys):
