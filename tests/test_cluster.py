@@ -31,3 +31,6 @@ def test_cluster_rehearsal(fashion_mnist_dir):
     assert any(line.startswith('both workers (on 10.254.18.1 and 10.254.18.2) ended with '
                                'identical parameters') for line in lines), proc.stdout
     assert any(line.startswith('equal to one process with the total batch') for line in lines)
+    assert any(line.startswith("every listening socket on its host's address: ") and
+               line.endswith('none on all interfaces; GLUON_CLASSICS_TOKEN stayed off '
+                             '10.254.18.2') for line in lines), proc.stdout

@@ -5,11 +5,15 @@ The job tests start real MXNet schedulers, servers and workers bound to
 """
 import json
 import os
+import re
+import shlex
+import shutil
 import signal
 import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import mxnet as mx
@@ -175,7 +179,8 @@ def test_launch_sets_dmlc_tracker_environment(tmp_path):
         env = {{k: v for k, v in os.environ.items() if k.startswith('DMLC_')}}
         name = env['DMLC_ROLE'] + env.get('DMLC_TASK_ID', '')
         json.dump(env, open(os.path.join({str(tmp_path)!r}, name + '.json'), 'w'))
-        """), num_workers=2, num_servers=1, timeout=60, log=_quiet)
+        """), num_workers=2, num_servers=1, timeout=60, log=_quiet,
+        env=dict(os.environ, DMLC_USE_KUBERNETES='1'))  # it would bind to all interfaces
     assert code == 0
     env = {f[:-5]: json.load(open(tmp_path / f)) for f in os.listdir(tmp_path)}
     assert sorted(env) == ['scheduler', 'server2', 'worker0', 'worker1']
@@ -186,6 +191,43 @@ def test_launch_sets_dmlc_tracker_environment(tmp_path):
         assert e['DMLC_ROLE'] == name.rstrip('012')
     assert 'DMLC_TASK_ID' not in env['scheduler']
     assert env['worker1']['DMLC_JOB_CLUSTER'] == 'local'
+    assert not any('DMLC_USE_KUBERNETES' in e for e in env.values())
+
+
+# A job's process: writes its pid, joins the job (a server's or the scheduler's import serves
+# it until the workers are done), and the workers stay a moment so that their sockets are seen.
+KV_JOB = """
+    open(os.path.join({out!r}, str(os.getpid())), 'w').close()
+    import mxnet as mx
+    kv = mx.kv.create('dist_sync')
+    time.sleep(2)
+    """
+
+
+def test_every_process_of_a_job_listens_on_its_address_only(tmp_path):
+    """ps-lite has no authentication: a port on every interface lets anyone join the job.
+    Each process listens on 127.0.0.1 only, even with DMLC_USE_KUBERNETES set (which binds
+    ps-lite's scheduler to 0.0.0.0)."""
+    if not shutil.which('ss'):
+        pytest.skip('no ss (iproute2) to list the listening sockets')
+    codes = []
+    job = threading.Thread(target=lambda: codes.append(launch(
+        _stand_in(KV_JOB.format(out=str(tmp_path))), num_workers=2, num_servers=1, timeout=120,
+        log=_quiet, env=dict(os.environ, DMLC_USE_KUBERNETES='1', OMP_NUM_THREADS='1'))))
+    job.start()
+    seen = set()  # (pid, local address) of every listening socket of the job's processes
+    while job.is_alive():  # bounded by the launch's own time limit
+        pids = set(os.listdir(tmp_path))
+        for line in subprocess.run(['ss', '-ltnpH'], capture_output=True, text=True).stdout \
+                .splitlines():
+            pid = re.search(r'pid=(\d+)', line)
+            if pid and pid.group(1) in pids:
+                seen.add((pid.group(1), line.split()[3].rsplit(':', 1)[0]))
+        time.sleep(0.1)
+    job.join()
+    assert codes == [0]
+    assert {pid for pid, _ in seen} == set(os.listdir(tmp_path))  # all 4 processes listen
+    assert {address for _, address in seen} == {'127.0.0.1'}, seen
 
 
 def test_launch_shares_the_cores_among_workers():
@@ -237,7 +279,7 @@ FAKE_SSH = """
 import json, os, signal, subprocess, sys
 host, line = sys.argv[-2], sys.argv[-1]
 with open(os.environ['FAKE_SSH_LOG'], 'a') as f:
-    f.write(json.dumps({'host': host, 'options': sys.argv[1:-2]}) + '\\n')
+    f.write(json.dumps({'host': host, 'options': sys.argv[1:-2], 'line': line}) + '\\n')
 if host == '127.0.0.3':
     sys.exit(255)
 remote = subprocess.Popen(['sh', '-c', line], stdin=subprocess.PIPE,
@@ -247,10 +289,15 @@ sys.exit(remote.wait())
 """
 
 
+# what a user's environment may hold, under the prefixes of the settings forwarded by name
+SECRETS = {'GLUON_CLASSICS_TOKEN': 'secret-1', 'MXNET_S3_SECRET_KEY': 'secret-2',
+           'PS_PASSWORD': 'secret-3', 'DMLC_SECRET': 'secret-4', 'OMP_TOKEN': 'secret-5'}
+
+
 def _ssh_launch(tmp_path, body, hosts, **kwargs):
     (tmp_path / 'fake_ssh.py').write_text(FAKE_SSH)
     (tmp_path / 'out').mkdir()
-    env = dict(os.environ, FAKE_SSH_LOG=str(tmp_path / 'ssh.log'), NOT_FORWARDED='1')
+    env = dict(os.environ, FAKE_SSH_LOG=str(tmp_path / 'ssh.log'), NOT_FORWARDED='1', **SECRETS)
     messages = []
     code = launch(_stand_in(body), hosts=hosts, ssh=f'{sys.executable} {tmp_path}/fake_ssh.py',
                   env=env, cwd=str(tmp_path / 'out'), log=messages.append, **kwargs)
@@ -282,7 +329,14 @@ def test_ssh_launch_runs_each_role_on_its_host(tmp_path):
         assert e['PATH'] == os.environ['PATH'] and e.get('PYTHONPATH') == os.environ.get(
             'PYTHONPATH'), name
         assert ('NOT_FORWARDED' in e) == (name == 'scheduler'), name
+        assert (set(SECRETS) <= set(e)) == (name == 'scheduler'), name
     assert env['worker1']['DMLC_JOB_CLUSTER'] == 'ssh'
+    # On the remote command line (which ps shows to every user there): the named variables only.
+    for call in calls:
+        words = shlex.split(call['line'])
+        forwarded = words[words.index('env') + 1:words.index('sh')]
+        assert {w.split('=', 1)[0] for w in forwarded} <= launcher.FORWARD, forwarded
+        assert not any(secret in call['line'] for secret in SECRETS.values()), call['line']
 
 
 def test_ssh_launch_stops_everything_when_one_host_fails(tmp_path):
