@@ -1,7 +1,10 @@
-"""Pieces the tests share (import them as ``from helpers import ...``; tests/ is on sys.path)."""
+"""Pieces the tests share (import them as ``from helpers import ...``; tests/ is on sys.path):
+GLUON_CLASSICS_REQUIRE, the compiler flag, the one-line error check, the PNG check, IDX
+files, small learnable data sets, closeness of arrays, a minimal ELF file, process ends."""
 import os
 import select
 import struct
+import time
 
 import numpy as np
 import pytest
@@ -14,6 +17,17 @@ IDX_FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte',
 # compiled and tested), cluster (root, ip netns and sshd, so that the rehearsal runs)
 REQUIRABLE = ('kernels', 'cluster')
 CXX = os.environ.get('CXX')  # the suite's, before any test sets its own
+PNG = b'\x89PNG\r\n\x1a\n'  # a PNG file's first 8 bytes
+
+
+def __getattr__(name):
+    """HAVE_COMPILER: whether LeNet's CPU kernels can be compiled here (CXX, else g++); where
+    not, the graph runs on MXNet's operators and the kernel tests end in without_kernels().
+    Looked up when imported, so that conftest.py imports no MXNet."""
+    if name == 'HAVE_COMPILER':
+        from gluon_classics.accel import build
+        return build.find_compiler() is not None
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
 def required():
@@ -68,7 +82,88 @@ def ends(pid, guard=120):
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
         return True
+    except (AttributeError, OSError):  # Python 3.8, Linux before 5.3: look at /proc instead
+        for _ in range(guard * 10):
+            if not runs(pid):
+                return True
+            time.sleep(0.1)
+        return False
     try:
         return bool(select.select([fd], [], [], guard)[0])
     finally:
         os.close(fd)
+
+
+def runs(pid):
+    """Whether process ``pid`` runs (a zombie has ended: no one may have reaped it yet)."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rsplit(')', 1)[1].split()[0] not in 'ZX'
+    except FileNotFoundError:
+        return False
+
+
+def one_line_error(status, err, *words, warnings=False):
+    """Exit status 2 and one ``gluon-classics: error:`` line naming each of ``words``; with
+    ``warnings``, after any ``gluon-classics: warning:`` lines (tiny runs warn of chance-level
+    accuracy). Returns the error line."""
+    assert status == 2, err
+    lines = err.splitlines()
+    assert err.endswith('\n') and lines and lines[-1].startswith('gluon-classics: error: '), err
+    assert len(lines) == 1 or warnings and all(
+        line.startswith('gluon-classics: warning: ') for line in lines[:-1]), err
+    for word in words:
+        assert word in lines[-1], (word, err)
+    return lines[-1]
+
+
+def assert_png(path):
+    """``path`` is a PNG file (its signature)."""
+    with open(path, 'rb') as f:
+        assert f.read(8) == PNG, path
+
+
+def assert_close(got, want, what, rtol=1e-4):
+    """Within rtol of want's largest magnitude (sums of hundreds of float32 terms)."""
+    scale = max(np.abs(want).max(), 1e-30)
+    error = np.abs(np.asarray(got, dtype=np.float64) - want).max() / scale
+    assert error <= rtol, f'{what}: differs by {error:.1e} of its largest value'
+
+
+def bar_images(n, seed=0, size=28):
+    """uint8 images (n, 1, size, size) of noise below 40 whose class (the labels, int32) is the
+    row of a bright bar: a LeNet learns them in a few epochs."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n).astype(np.int32)
+    images = rng.integers(0, 40, (n, 1, size, size)).astype(np.uint8)
+    for i, c in enumerate(labels):
+        row = 2 + c * (size - 4) // 10
+        images[i, 0, row:row + 2, 4:-4] = 255
+    return images, labels
+
+
+def grid_images(n, seed=0):
+    """A 10-class set a LeNet learns in a few steps: class k lights block k of a 4x3 grid
+    (uint8 images (n, 1, 28, 28), uint8 labels)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    images = rng.integers(0, 60, (n, 1, 28, 28)).astype(np.uint8)
+    for i, k in enumerate(labels):
+        r, c = divmod(int(k), 4)
+        images[i, 0, 2 + 9 * r:8 + 9 * r, 1 + 7 * c:6 + 7 * c] = 230
+    return images, labels
+
+
+def elf(path, sections):
+    """A minimal 64-bit little-endian ELF file holding ``sections`` ({name: bytes})."""
+    names = b'\0' + b''.join(n.encode() + b'\0' for n in ['.shstrtab', *sections])
+    body, headers, offset = b'', [b'\0' * 64], 64
+    for k, (name, data) in enumerate([('.shstrtab', names), *sections.items()]):
+        name_at = names.index(b'\0' + name.encode() + b'\0') + 1
+        headers.append(struct.pack('<IIQQQQIIQQ', name_at, 1, 0, 0, offset + len(body),
+                                   len(data), 0, 0, 8, 0))
+        body += data + b'\0' * (-len(data) % 8)
+    header = b'\x7fELF' + bytes([2, 1, 1]) + b'\0' * 9 + struct.pack(
+        '<HHIQQQIHHHHHH', 3, 62, 1, 0, 0, 64 + len(body), 0, 64, 0, 0, 64, len(headers), 1)
+    path.write_bytes(header + body + b''.join(headers))
+    return str(path)

@@ -9,7 +9,6 @@ import re
 import shlex
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import textwrap
@@ -30,35 +29,12 @@ from gluon_classics.training import load_checkpoint, make_trainer, train_ch5
 from gluon_classics.distributed import (ParallelContext, StackedShards, connect,
                                                  default_kvstore, shard_for_worker,
                                                  worker_batch_size)
-from helpers import ends
+from helpers import ends, grid_images, write_idx_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Everything a job binds to or connects to; the launcher's default, spelled out.
 LOOPBACK = {'DMLC_PS_ROOT_URI': '127.0.0.1', 'DMLC_NODE_HOST': '127.0.0.1',
             'DMLC_INTERFACE': 'lo'}
-
-
-def _synthetic(n, seed=0):
-    """A 10-class set a LeNet learns in a few steps: class k lights block k of a 4x3 grid."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, n).astype(np.uint8)
-    images = rng.integers(0, 60, (n, 1, 28, 28)).astype(np.uint8)
-    for i, k in enumerate(labels):
-        r, c = divmod(int(k), 4)
-        images[i, 0, 2 + 9 * r:8 + 9 * r, 1 + 7 * c:6 + 7 * c] = 230
-    return images, labels
-
-
-def _write_idx(folder, images, labels, test_images, test_labels):
-    """The four Fashion-MNIST IDX files (plain, not gzipped) in ``folder``."""
-    os.makedirs(folder, exist_ok=True)
-    for name, arr in (('train-images-idx3-ubyte', images[:, 0]),
-                      ('train-labels-idx1-ubyte', labels),
-                      ('t10k-images-idx3-ubyte', test_images[:, 0]),
-                      ('t10k-labels-idx1-ubyte', test_labels)):
-        header = struct.pack('>I', 0x800 + arr.ndim) + struct.pack(f'>{arr.ndim}I', *arr.shape)
-        with open(os.path.join(folder, name), 'wb') as f:
-            f.write(header + arr.astype(np.uint8).tobytes())
 
 
 def _quiet(*args, **kwargs):
@@ -81,7 +57,7 @@ def _train(ctx, images, labels, init_params, batch_size=32, epochs=2):
 
 def test_two_cpu_contexts_train_like_one(tmp_path):
     # 100 examples: the last batch (4) splits unevenly over the two contexts.
-    images, labels = _synthetic(100)
+    images, labels = grid_images(100)
     net = lenet(activation='relu')
     net.initialize(init.Xavier(), ctx=mx.cpu(0))
     net(mx.nd.zeros((1, 1, 28, 28)))
@@ -133,7 +109,7 @@ def _fake_kv(kind, workers, rank):
 
 
 def test_shards_are_equal_and_disjoint():
-    images, labels = _synthetic(100)
+    images, labels = grid_images(100)
     images[:, 0, 0, 0] = np.arange(100)  # an id per example
     loader = ArrayLoader(images, labels, 8, ctx=mx.cpu())
     shards = [shard_for_worker(loader, _fake_kv('dist_sync', 3, r)) for r in range(3)]
@@ -151,8 +127,8 @@ def test_shards_are_equal_and_disjoint():
 
 def test_only_rank_0_prints_and_writes(tmp_path, capsys):
     from gluon_classics.cli import cmd_train
-    images, labels = _synthetic(64)
-    _write_idx(str(tmp_path / 'data'), images, labels, images[:32], labels[:32])
+    images, labels = grid_images(64)
+    write_idx_folder(str(tmp_path / 'data'), images, labels, images[:32], labels[:32])
     files = {name: str(tmp_path / name) for name in ('p.params', 'm.json', 'c.ckpt', 'plot.png')}
     args = build_parser().parse_args([
         'train', 'lenet', '--data-dir', str(tmp_path / 'data'), '--epochs', '1',
@@ -395,9 +371,9 @@ with open(os.path.join(out, f'worker{job.rank}.json'), 'w') as f:
 
 
 def _run_job(tmp_path, kvstore, hard_limit=150):
-    images, labels = _synthetic(256)
-    test_images, test_labels = _synthetic(64, seed=1)
-    _write_idx(str(tmp_path / 'data'), images, labels, test_images, test_labels)
+    images, labels = grid_images(256)
+    test_images, test_labels = grid_images(64, seed=1)
+    write_idx_folder(str(tmp_path / 'data'), images, labels, test_images, test_labels)
     script = tmp_path / 'worker.py'
     script.write_text(WORKER)
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1', MXNET_CPU_WORKER_NTHREADS='1',

@@ -22,6 +22,7 @@ from gluon_classics.data import ArrayLoader
 from gluon_classics.training import (ReduceLROnPlateau, epoch_seeds, fit, load_checkpoint,
                                      load_params, progress as progress_module, train_ch5)
 from gluon_classics.utils.outputs import OutputError, atomic_write, check_output, write_text
+from helpers import assert_png, one_line_error
 
 TINY = ['--epochs', '1', '--num-examples', '500', '--seed', '0']
 
@@ -38,12 +39,7 @@ def _main(capsys, *args):
 
 def _one_line_error(status, err, *words):
     """Exit status 2 and one error line (tiny runs may also warn of chance-level accuracy)."""
-    assert status == 2, err
-    lines = err.splitlines()
-    assert err.endswith('\n') and lines[-1].startswith('gluon-classics: error: '), err
-    assert all(line.startswith('gluon-classics: warning: ') for line in lines[:-1]), err
-    for word in words:
-        assert word in lines[-1], (word, err)
+    one_line_error(status, err, *words, warnings=True)
 
 
 # ---------------------------------------------------------------- output files
@@ -343,7 +339,8 @@ def test_evaluate_takes_a_checkpoint_and_blames_the_right_thing(trained, capsys,
     assert out.strip() == f"test acc {trained['test_acc']:.4f}"
     status, out, err = _main(capsys, 'predict', 'lenet', '--params', trained['ckpt'], '--num',
                              '64', '--out', tmp_path / 'grid.png')
-    assert status == 0 and (tmp_path / 'grid.png').read_bytes()[:4] == b'\x89PNG', err
+    assert status == 0, err
+    assert_png(tmp_path / 'grid.png')
     # the plain parameters without the training --resize, or with the wrong variant
     status, _, err = _main(capsys, 'evaluate', 'lenet', '--params', trained['params'], *data)
     _one_line_error(status, err, 'do not take this data', '--resize', 'checkpoint as --params')

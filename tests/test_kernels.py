@@ -16,11 +16,10 @@ import pytest
 
 from gluon_classics import doctor
 from gluon_classics.accel import build, kernels
-from helpers import without_kernels
+from helpers import HAVE_COMPILER, without_kernels
 
 # Where there is no compiler the tests check the fallback, then skip (or fail where
 # GLUON_CLASSICS_REQUIRE names kernels, as in CI).
-HAVE_COMPILER = build.find_compiler() is not None
 OFF_LINE = "gluon_classics: LeNet's CPU kernels are {}; MXNet's operators instead " \
            "(the same numbers, slower)"
 

@@ -13,11 +13,9 @@ import sys
 
 import pytest
 
-from gluon_classics.accel import build
 from gluon_classics.utils.devices import cpu_info
-from helpers import without_kernels
+from helpers import HAVE_COMPILER, without_kernels
 
-HAVE_COMPILER = build.find_compiler() is not None
 HASWELL = {'avx2', 'fma', 'bmi1', 'bmi2', 'f16c', 'movbe'}  # what -march=haswell may use
 RUNS_HASWELL = platform.machine() == 'x86_64' and HASWELL <= set(cpu_info()[2])
 # the tests of test_onednn.py that compare our operators with MXNet's (about 30, ~5 s)

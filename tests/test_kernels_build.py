@@ -20,9 +20,8 @@ import time
 import pytest
 
 from gluon_classics.accel import build
-from helpers import ends, without_kernels
+from helpers import HAVE_COMPILER, ends, runs, without_kernels
 
-HAVE_COMPILER = build.find_compiler() is not None
 
 CALL = '''
 import json, sys
@@ -77,15 +76,6 @@ def _until(condition, *children):
 
 def _lines(path):
     return path.read_text().split() if path.exists() else []
-
-
-def _alive(pid):
-    """Whether process ``pid`` runs (a zombie is dead: no init may have reaped it yet)."""
-    try:
-        with open(f'/proc/{pid}/stat') as f:
-            return f.read().rsplit(')', 1)[1].split()[0] not in 'ZX'
-    except FileNotFoundError:
-        return False
 
 
 def _files(tmp_path):
@@ -143,7 +133,7 @@ def test_a_killed_build_leaves_no_lock_that_blocks(tmp_path, real_library):
         if not HAVE_COMPILER:  # what the copy made was no library: it failed its proof
             without_kernels()
     finally:  # the orphaned compiler
-        if pid.exists() and _alive(int(pid.read_text())):
+        if pid.exists() and runs(int(pid.read_text())):
             os.kill(int(pid.read_text()), signal.SIGKILL)
 
 
@@ -176,7 +166,7 @@ def test_a_hanging_version_answer_times_out_and_dies_whole(tmp_path):
         assert says == f'off: {compiler} --version did not answer in 1 s'  # its 1 s limit
         assert ends(int(pid.read_text()))  # the grandchild died with it
     finally:
-        if pid.exists() and _alive(int(pid.read_text())):
+        if pid.exists() and runs(int(pid.read_text())):
             os.kill(int(pid.read_text()), signal.SIGKILL)
 
 
@@ -193,7 +183,7 @@ def test_a_hanging_build_is_killed_with_its_children(tmp_path):
         assert _files(tmp_path) == sorted([log.name, 'conv_pool.lock'])
         assert 'killed (with its process group) after 2 s' in log.read_text()
     finally:
-        if pid.exists() and _alive(int(pid.read_text())):
+        if pid.exists() and runs(int(pid.read_text())):
             os.kill(int(pid.read_text()), signal.SIGKILL)
 
 

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import zipfile
 
+from helpers import assert_png
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LINE = re.compile(r'epoch (\d+), loss ([\d.]+), train acc ([\d.]+), test acc ([\d.]+), time ')
 
@@ -68,7 +70,7 @@ def test_main_job_prints_the_recorded_ten_lines(tmp_path, fashion_mnist_dir):
     history = json.loads((tmp_path / 'lenet.json').read_text())
     assert [(str(r['epoch']), f"{r['loss']:.4f}", f"{r['train_acc']:.3f}", f"{r['test_acc']:.3f}")
             for r in history] == printed
-    assert (tmp_path / 'lenet.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert_png(tmp_path / 'lenet.png')
     with zipfile.ZipFile(tmp_path / 'lenet.params.ckpt') as z:
         meta = json.loads(z.read('meta.json'))
         assert z.read('net.params') == (tmp_path / 'lenet.params').read_bytes()

@@ -14,11 +14,10 @@ import sys
 from pathlib import Path
 
 import nbformat
-import numpy as np
 import pytest
 
 from gluon_classics.utils.devices import num_gpus
-from helpers import write_idx_folder
+from helpers import bar_images, write_idx_folder
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / 'notebooks'
 sys.path.insert(0, str(NOTEBOOKS))
@@ -43,15 +42,10 @@ def _execute(name, tmp_path_factory, data_root):
 @pytest.fixture(scope='module')
 def lenet_data(tmp_path_factory, data_root):
     """A data root holding the real fashion-mnist/ (linked) and a tiny mnist/ (3,000 training
-    and 1,000 test digits, as many as the notebook's small run takes: noise with a bright bar
-    whose row is the class)."""
+    and 1,000 test digits, as many as the notebook's small run takes: bar_images)."""
     root = tmp_path_factory.mktemp('data')
     (root / 'fashion-mnist').symlink_to(os.path.join(data_root, 'fashion-mnist'))
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 10, 4000)
-    images = rng.integers(0, 60, (4000, 28, 28))
-    for image, label in zip(images, labels):
-        image[3 + 2 * label, 4:-4] = 255
+    images, labels = bar_images(4000)
     write_idx_folder(root / 'mnist', images[:3000], labels[:3000], images[3000:], labels[3000:])
     return str(root)
 

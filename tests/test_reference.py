@@ -12,7 +12,7 @@ import pytest
 from mxnet import autograd
 
 from gluon_classics.accel import build, kernels
-from helpers import without_kernels
+from helpers import assert_close, without_kernels
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'dev'))
 import reference  # noqa: E402  (dev/ is no package)
@@ -64,13 +64,6 @@ def _inputs(name):
     return x, w, b, rng.standard_normal(ys).astype(np.float32)
 
 
-def _assert_close(got, want, what, rtol=1e-4):
-    """Within rtol of want's largest magnitude (sums of hundreds of float32 terms)."""
-    scale = max(np.abs(want).max(), 1e-30)
-    error = np.abs(np.asarray(got, dtype=np.float64) - want).max() / scale
-    assert error <= rtol, f'{what}: differs by {error:.1e} of its largest value'
-
-
 def _reference(name, x, w, b, dy):
     op, _, _, attrs = CASES[name]
     forward = getattr(reference, op)
@@ -95,7 +88,7 @@ def test_our_operators_match_the_reference(name):
     y.backward(mx.nd.array(dy))
     want = _reference(name, x, w, b, dy)
     for what, got, ref in zip(('y', 'dx', 'dw', 'db'), [y] + [t.grad for t in ins], want):
-        _assert_close(got.asnumpy(), ref, what)
+        assert_close(got.asnumpy(), ref, what)
     if op == 'conv_pool':  # computes no gradient for x, and zero maps past the filters
         assert not ins[0].grad.asnumpy().any()
         assert not y.asnumpy()[:, w.shape[0]:].any()
@@ -121,4 +114,4 @@ def test_the_reference_matches_mxnets_operators(name):
     args = (pad, act, attrs['pool'], q)
     want = [reference.block(x, w, b, *args), *reference.block_backward(dy, x, w, b, *args)]
     for what, got, ref in zip(('y', 'dx', 'dw', 'db'), [y] + [t.grad for t in ins], want):
-        _assert_close(got.asnumpy(), ref, what, rtol=1e-10)
+        assert_close(got.asnumpy(), ref, what, rtol=1e-10)

@@ -15,6 +15,7 @@ from gluon_classics import alexnet, evaluate_accuracy, lenet, load_data_fashion_
 from gluon_classics.data import ArrayLoader
 from gluon_classics.training import (CheckpointError, TrainingDiverged, TrainingInterrupted, fit,
                                      load_checkpoint, load_params, predict)
+from helpers import assert_png, bar_images, one_line_error
 
 LINE = re.compile(r'^epoch \d+, loss \d+\.\d{4}, train acc \d\.\d{3}, test acc \d\.\d{3}, '
                   r'time \d+\.\d sec$')
@@ -26,12 +27,7 @@ def _toy_data(n=512, size=28, seed=0, batch_size=64, num_test=256):
     The test set is ``num_test`` further images from the same distribution,
     none of them among the ``n`` training images.
     """
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, n + num_test).astype(np.int32)
-    images = rng.integers(0, 40, (n + num_test, 1, size, size)).astype(np.uint8)
-    for i, c in enumerate(labels):
-        row = 2 + c * (size - 4) // 10
-        images[i, 0, row:row + 2, 4:-4] = 255
+    images, labels = bar_images(n + num_test, seed, size)
     loader = ArrayLoader(images[:n], labels[:n], batch_size, shuffle=True, ctx=mx.cpu(),
                          shuffle_seed=seed)
     return loader, ArrayLoader(images[n:], labels[n:], 128, ctx=mx.cpu())
@@ -234,7 +230,7 @@ def test_cli_train_evaluate_predict(fashion_mnist_dir, tmp_path):
     history = json.loads((tmp_path / 'm.json').read_text())
     assert [sorted(r) for r in history] == [sorted(['epoch', 'loss', 'train_acc', 'test_acc',
                                                     'seconds', 'examples_per_sec'])] * 2
-    assert (tmp_path / 'curve.png').read_bytes()[:4] == b'\x89PNG'
+    assert_png(tmp_path / 'curve.png')
     ckpt = load_checkpoint(str(tmp_path / 'lenet.params.ckpt'))  # the end of the run, resumable
     assert ckpt['epoch'] == 2 and ckpt['history'] == history
     with zipfile.ZipFile(tmp_path / 'lenet.params.ckpt') as z:
@@ -252,7 +248,7 @@ def test_cli_train_evaluate_predict(fashion_mnist_dir, tmp_path):
     run = _cli('predict', 'lenet', '--params', 'lenet.params', '--out', 'grid.png', *data,
                cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    assert (tmp_path / 'grid.png').read_bytes()[:4] == b'\x89PNG'
+    assert_png(tmp_path / 'grid.png')
 
 
 @pytest.mark.parametrize('args,message', [
@@ -263,9 +259,7 @@ def test_cli_train_evaluate_predict(fashion_mnist_dir, tmp_path):
 ])
 def test_cli_errors_are_one_line(tmp_path, fashion_mnist_dir, args, message):
     run = _cli(*args, '--data-dir', fashion_mnist_dir, cwd=tmp_path)
-    assert run.returncode == 2
-    assert run.stderr.count('\n') == 1 and run.stderr.startswith('gluon-classics: error: ')
-    assert message in run.stderr
+    one_line_error(run.returncode, run.stderr, message)
 
 
 # the CLI with the network cut: the download's urlopen raises instead of connecting
