@@ -16,7 +16,12 @@ and an authorized key made for the run. From the first host it runs
 so the scheduler and worker 0 talk to worker 1 on the other host through ssh
 and TCP. It checks that the scheduler saw one worker on each host, that both
 workers ended with identical parameters, and that these are what one process
-computes with the job's total batch. Everything is torn down at the end (also
+computes with the job's total batch. While the job runs it also checks what an
+attacker would look for (ps-lite has no authentication): every socket listening
+in either namespace (``ss -ltnp``) is on that host's address, none on all
+interfaces, though the launcher's environment holds DMLC_USE_KUBERNETES=1 (which
+binds ps-lite's scheduler to 0.0.0.0); and a token in that environment never
+reaches the other host. Everything is torn down at the end (also
 on a failure, Ctrl-C or the time limit): the launched processes, the sshds,
 the namespaces, the keys.
 
@@ -69,7 +74,7 @@ def _run(*argv, what=None):
 def _check_machine():
     if os.geteuid() != 0:
         raise NotRunnable('needs root (network namespaces, sshd)')
-    for tool in ('ip', 'ssh', 'ssh-keygen'):
+    for tool in ('ip', 'ss', 'ssh', 'ssh-keygen'):
         if not shutil.which(tool):
             raise NotRunnable(f'no {tool} on PATH')
     if not os.access(SSHD, os.X_OK):
@@ -157,6 +162,51 @@ def _stop(proc):
         proc.wait()
 
 
+def _listening(ns):
+    """``(address, port, process)`` of each TCP socket listening in namespace ``ns``."""
+    out = _run('ip', 'netns', 'exec', ns, 'ss', '-ltnpH')
+    sockets = set()
+    for line in out.splitlines():
+        address, port = line.split()[3].rsplit(':', 1)
+        process = re.search(r'\(\("([^"]+)",pid=(\d+)', line)
+        sockets.add((address.strip('[]'), port, process and f'{process[1]} {process[2]}'))
+    return sockets
+
+
+def _environ_holds(ns, token):
+    """The processes in namespace ``ns`` whose environment holds ``token``."""
+    pids = subprocess.run(['ip', 'netns', 'pids', ns], capture_output=True, text=True).stdout
+    holding = []
+    for pid in pids.split():
+        with contextlib.suppress(OSError):
+            with open(f'/proc/{pid}/environ', 'rb') as f:
+                if token.encode() in f.read():
+                    holding.append(pid)
+    return holding
+
+
+def _check_exposure(sockets, holding, token_name):
+    """Every listening socket on its host's address; the token stayed on the first host."""
+    wrong = sorted(f'{address}:{port} ({process}) on host {host}'
+                   for host, seen in zip(HOSTS, sockets) for address, port, process in seen
+                   if address != host)
+    if wrong:
+        raise RuntimeError('sockets listening elsewhere than their host\'s address (ps-lite '
+                           'has no authentication: anyone reaching them joins the job): '
+                           + ', '.join(wrong))
+    jobs = [sum(1 for *_, process in seen if process and not process.startswith('sshd '))
+            for seen in sockets]
+    if jobs[0] < 3 or jobs[1] < 1:
+        raise RuntimeError(f'saw {jobs[0]} and {jobs[1]} listening sockets of the job on the '
+                           f'two hosts, not the scheduler, server and worker 0, then worker 1')
+    if holding:
+        raise RuntimeError(f'{token_name} reached {HOSTS[1]} (processes {", ".join(holding)}): '
+                           f'the launcher forwards more than the variables it names')
+    print(f'every listening socket on its host\'s address: {jobs[0]} of the job on {HOSTS[0]}, '
+          f'{jobs[1]} on {HOSTS[1]}, sshd on each, none on all interfaces; {token_name} '
+          f'stayed off {HOSTS[1]}', flush=True)
+
+
 def _run_job(tmp, ns, ssh_config, hostfile, data_dir):
     """The launch command, run on the first host; returns its output."""
     job = os.path.join(tmp, 'job')
@@ -167,6 +217,10 @@ def _run_job(tmp, ns, ssh_config, hostfile, data_dir):
     # scheduler logs each node's address.
     env.update(PYTHONPATH=os.pathsep.join(filter(None, [root, env.get('PYTHONPATH')])),
                OMP_NUM_THREADS='1', MXNET_CPU_WORKER_NTHREADS='1', PS_VERBOSE='1')
+    # What a user's environment may hold: a variable that would bind the scheduler to all
+    # interfaces, and a secret under the prefix of the settings the launcher forwards.
+    token = secrets.token_hex(16)
+    env.update(DMLC_USE_KUBERNETES='1', GLUON_CLASSICS_TOKEN=token)
     command = ['ip', 'netns', 'exec', ns[0],
                'gluon-classics', 'launch', '-n', '2', '-s', '1', '-H', hostfile,
                '--ssh', f'ssh -F {ssh_config}', '--timeout', str(JOB_LIMIT), '--',
@@ -178,8 +232,14 @@ def _run_job(tmp, ns, ssh_config, hostfile, data_dir):
         # Own session: on the time limit the launcher and what it started die together.
         proc = subprocess.Popen(command, cwd=job, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
+        sockets, holding = [set(), set()], set()
         try:
-            proc.wait(JOB_LIMIT + 30)
+            # the launcher's --timeout and this script's TIME_LIMIT bound the job
+            while proc.poll() is None:
+                for seen, name in zip(sockets, ns):
+                    seen |= _listening(name)
+                holding.update(_environ_holds(ns[1], token))
+                time.sleep(0.2)
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -188,6 +248,7 @@ def _run_job(tmp, ns, ssh_config, hostfile, data_dir):
         out = log.read()
     if proc.returncode != 0:
         raise RuntimeError(f'the job failed (status {proc.returncode}):\n{out[-4000:]}')
+    _check_exposure(sockets, sorted(holding), 'GLUON_CLASSICS_TOKEN')
     return job, out
 
 

@@ -3,8 +3,11 @@ import os
 
 import pytest
 
-FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte',
-         't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')
+from helpers import IDX_FILES, required
+
+
+def pytest_configure(config):
+    required()  # a misspelt GLUON_CLASSICS_REQUIRE stops the run before any test
 
 
 @pytest.fixture(scope='session')
@@ -12,7 +15,7 @@ def data_root():
     """``$GLUON_CLASSICS_DATA`` as an absolute path; the test fails without Fashion-MNIST there."""
     root = os.environ.get('GLUON_CLASSICS_DATA')
     folder = os.path.join(root, 'fashion-mnist') if root else None
-    missing = [f for f in FILES if not folder or not any(
+    missing = [f for f in IDX_FILES if not folder or not any(
         os.path.isfile(os.path.join(folder, f + ext)) for ext in ('.gz', ''))]
     if missing:
         pytest.fail(f'real-data tests need GLUON_CLASSICS_DATA set to the folder holding '

@@ -9,6 +9,7 @@ import textwrap
 import pytest
 
 from gluon_classics._backend import _numpy_too_new
+from helpers import elf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -53,12 +54,11 @@ def test_cuda_build_without_cuda_libraries(tmp_path):
 
 def test_cuda_build_loads_its_libraries_from_the_nvidia_wheels(tmp_path):
     """A CUDA build whose libcudart is not on the loader's path gets it from nvidia-* wheels."""
-    from test_devices import _elf  # a minimal ELF with the sections asked for
     import mxnet
     site = tmp_path / 'site'
     (site / 'mxnet').mkdir(parents=True)
     # libmxnet.so of a CUDA build, as far as the preload reads it: its DT_NEEDED list
-    _elf(site / 'mxnet' / 'libmxnet.so', {
+    elf(site / 'mxnet' / 'libmxnet.so', {  # a minimal ELF with the sections asked for
         '.dynstr': b'\0libcudart.so.11.0\0', '.dynamic': struct.pack('<qQqQ', 1, 1, 0, 0)})
     wheel = site / 'nvidia' / 'cuda_runtime' / 'lib'
     wheel.mkdir(parents=True)

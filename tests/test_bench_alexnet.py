@@ -2,6 +2,7 @@
 benchmarks/bench_alexnet.py): peers left out, the GEMM peak, the last line, and the PyTorch
 peer's network against alexnet('d2l') (no timing: that is the lead's run)."""
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -51,8 +52,11 @@ def test_peers_this_machine_cannot_run_are_left_out_in_one_line_each(capsys):
     assert 'neither avx512_bf16 nor AMX: leaving out the torch_bf16 peer' in out[1]
     assert out[-1].startswith('bench_alexnet: PyTorch is not installed: leaving out torch, '
                               'torch_bf16 (pip install torch==2.13.0 to include them;')
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as stop:
         bench_alexnet.select_peers(ap, argparse.Namespace(peers='ours,jax'), AVX2, True)
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        'error: unknown peer(s) jax: choose from d2l, ours, bf16, torch, torch_bf16')
 
 
 def _report(rates, peaks, batch=4, amx=None):
@@ -120,23 +124,34 @@ def test_a_torch_net_that_is_not_alexnet_d2l_stops_the_run():
     assert params == 46764746 and round(flops / 1e9, 2) == 5.56
 
 
-def test_torch_peer_network_matches_alexnet_d2l_or_says_torch_is_missing():
+def _torch_child(code):
     # In its own process: PyTorch's OpenMP runtime is not MXNet's.
-    code = ('import json, sys\n'
-            'try:\n import torch; from torch import nn\nexcept ImportError:\n'
-            ' from bench import torch_peer\n'
-            ' sys.exit(torch_peer.main(["alexnet", "--steps", "0"]))\n'
-            'from bench import torch_layers, torch_peer as t\nnet = t.alexnet_torch(nn)\n'
-            'print(json.dumps([torch_layers.layer_shapes(torch, net, nn, (1, 224, 224)),'
-            ' sum(p.numel() for p in net.parameters())]))')
     run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          timeout=300, cwd=ROOT, env=peer_env())
     assert run.returncode == 0, run.stderr[-2000:]
     assert 'mxnet' not in run.stderr.lower()
-    if 'PyTorch is not installed' in run.stdout:
-        assert '"kind": "skip"' in run.stdout
-        return
-    named, params = json.loads(run.stdout.splitlines()[-1])
+    return run.stdout.splitlines()
+
+
+def test_torch_peer_says_torch_is_missing_in_a_skip_record():
+    """As where PyTorch is not installed: the import fails (torch hidden from the child)."""
+    out = _torch_child('import sys; sys.modules["torch"] = None\nfrom bench import torch_peer\n'
+                       'sys.exit(torch_peer.main(["alexnet", "--steps", "0"]))')
+    assert out == ['torch_peer: PyTorch is not installed, skipping the torch peers (pip install '
+                   'torch==2.13.0; never a dependency of gluon_classics)',
+                   'BENCH_JSON {"kind": "skip", "reason": "torch not installed"}']
+
+
+def test_torch_peer_network_matches_alexnet_d2l():
+    if importlib.util.find_spec('torch') is None:  # looked for, not imported: it runs in the child
+        pytest.skip('PyTorch is not installed: the PyTorch AlexNet is not compared with ours '
+                    '(pip install torch==2.13.0 to compare it)')
+    out = _torch_child('import json, torch\nfrom torch import nn\n'
+                       'from bench import torch_layers, torch_peer as t\n'
+                       'net = t.alexnet_torch(nn)\n'
+                       'print(json.dumps([torch_layers.layer_shapes(torch, net, nn, (1, 224, 224)),'
+                       ' sum(p.numel() for p in net.parameters())]))')
+    named, params = json.loads(out[-1])
     _, shapes, mx_params = bench_alexnet.layer_table((1, 224, 224))
     assert [shape for _, shape in named] == shapes and params == mx_params
     assert [name for name, _ in named][:3] == ['conv0', 'pool0', 'conv1']

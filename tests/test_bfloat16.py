@@ -12,8 +12,8 @@ import pytest
 from mxnet import autograd, gluon, init
 from mxnet.gluon import nn
 
-from gluon_classics import alexnet, cli, fit, lenet, train_ch5
-from gluon_classics.training import DTYPES, load_checkpoint, make_objective
+from gluon_classics import alexnet, cli, evaluate_accuracy, fit, lenet, load_data, train_ch5
+from gluon_classics.training import DTYPES, default_resize, load_checkpoint, make_objective
 from gluon_classics.accel import bfloat16 as onednn
 from gluon_classics.utils.devices import cpu_info
 
@@ -83,26 +83,31 @@ def test_bf16_training_learns_like_float32():
     """From the same start, both dtypes learn the small AlexNet to held-out accuracy."""
     X, y = _blobs(64, seed=0)
     X_test, y_test = _blobs(200, seed=1)
+    accuracy = {}
     for dtype in DTYPES:
         mx.random.seed(0)
         net = alexnet(variant='small')
         net.initialize(init.Xavier(), ctx=mx.cpu())
         net(X[:1])
         if dtype == 'bfloat16' and _refused_here(net):
-            return
+            break
         trainer = gluon.Trainer(net.collect_params(), 'sgd',
                                 {'learning_rate': 0.05, 'momentum': 0.9})
         objective = make_objective(net, [mx.cpu()], dtype=dtype)
         losses = []
-        for _ in range(40):  # at 30, float32 ended at 0.85 on an AVX2 EPYC (0.9+ on AVX-512)
+        for _ in range(40):
             with autograd.record():
                 loss, _ = objective(X, y)
             loss.backward()
             trainer.step(X.shape[0])
             losses.append(loss.asscalar() / X.shape[0])
         assert np.mean(losses[-5:]) < 0.5 * losses[0], (dtype, losses)
-        accuracy = (net(X_test).argmax(axis=1).asnumpy() == y_test.asnumpy()).mean()
-        assert accuracy >= 0.9, (dtype, accuracy)  # the float32 net, as evaluation runs it
+        # the float32 net, as evaluation runs it
+        accuracy[dtype] = (net(X_test).argmax(axis=1).asnumpy() == y_test.asnumpy()).mean()
+    # Held-out accuracy far above chance (0.1) on every CPU class: float32 reached 0.85 after
+    # 30 steps on an AVX2 EPYC, 0.9+ on AVX-512; bfloat16 as well as float32 on this CPU.
+    assert accuracy['float32'] >= 0.5, accuracy
+    assert accuracy.get('bfloat16', 1) >= accuracy['float32'] - 0.1, accuracy
 
 
 @pytest.mark.filterwarnings('ignore:test accuracy .* is chance level')  # 16 batches
@@ -116,7 +121,10 @@ def test_fit_records_dtype_and_evaluates_in_float32(tmp_path, fashion_mnist_dir)
                        data_dir=fashion_mnist_dir, ctx=mx.cpu(), seed=0,
                        dtype='bfloat16', checkpoint=ckpt, progress=False, log=lambda *a: None)
     assert all(p.data().dtype == np.float32 for p in net.collect_params().values())
-    assert 0 <= history[0]['test_acc'] <= 1 and np.isfinite(history[0]['loss'])
+    assert np.isfinite(history[0]['loss'])
+    _, test_iter = load_data('fashion-mnist', 64, resize=default_resize('alexnet', 'small'),
+                             root=fashion_mnist_dir, ctx=mx.cpu())
+    assert history[0]['test_acc'] == evaluate_accuracy(test_iter, net)  # the float32 net's
     assert load_checkpoint(ckpt)['config']['dtype'] == 'bfloat16'
     with pytest.raises(ValueError, match=r'^dtype=float32 contradicts checkpoint .*'
                                          r"which records 'bfloat16'"):

@@ -12,7 +12,6 @@ import hashlib
 import http.server
 import io
 import os
-import struct
 import threading
 import urllib.request
 
@@ -26,20 +25,12 @@ from gluon_classics.data import (FASHION_MNIST, MNIST, ArrayLoader, DataError, D
                                  load_data, load_data_fashion_mnist, read_idx_pair)
 from gluon_classics.data.loader import epoch_permutation, resize_batch
 from gluon_classics.utils.plots import show_images
+from helpers import IDX_FILES as NAMES, assert_png, idx_bytes
 
-NAMES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte',
-         't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')
 CPU = mx.cpu()
 
 
 # ---------------------------------------------------------------- helpers
-
-def idx_bytes(arr, magic=None):
-    """An IDX file's bytes for a uint8 array."""
-    arr = np.asarray(arr, dtype=np.uint8)
-    magic = (0x0800 | arr.ndim) if magic is None else magic
-    return struct.pack(f'>I{arr.ndim}I', magic, *arr.shape) + arr.tobytes()
-
 
 def write(path, data, gz=True):
     with open(path, 'wb') as f:
@@ -442,7 +433,7 @@ def test_subset():
     np.testing.assert_array_equal(sub.labels, picked % 10)
     np.testing.assert_array_equal(loader.subset(10, seed=4).images, sub.images)
     assert not np.array_equal(loader.subset(10, seed=5).images, sub.images)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r'^subset size must be in 1\.\.50, got 51$'):
         loader.subset(51)
 
 
@@ -452,7 +443,8 @@ def test_shard():
     assert [p.num_examples for p in parts] == [16, 17, 17]
     order = np.concatenate([_order(p) for p in parts])
     assert list(order) == list(range(50))  # disjoint, contiguous, covering
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r'^need 0 <= index < num_parts <= 50, got index=3, '
+                                         r'num_parts=3$'):
         loader.shard(3, 3)
 
 
@@ -561,7 +553,8 @@ def test_show_images_saves_a_file(tmp_path):
     path = tmp_path / 'grid.png'
     axes = show_images(X, 2, 3, titles=get_fashion_mnist_labels(y), path=str(path))
     assert len(axes) == 6 and axes[1].get_title() == 'trouser'
-    assert path.stat().st_size > 1000 and path.read_bytes()[:4] == b'\x89PNG'
+    assert path.stat().st_size > 1000
+    assert_png(path)
     plt.close('all')
 
 

@@ -10,6 +10,7 @@ import pytest
 from gluon_classics import doctor
 from gluon_classics.cli import main
 from gluon_classics.utils import cuda, devices
+from helpers import elf
 
 # what libmxnet.so of mxnet-cu112 1.9.1 carries (python gluon_classics/utils/cuda.py on it)
 CU112_TARGETS = frozenset({'sm_50', 'sm_60', 'sm_70', 'sm_80', 'sm_86'})
@@ -142,21 +143,6 @@ def test_runs_on(targets, capability, runs):
     assert cuda.runs_on(targets, capability) is runs
 
 
-def _elf(path, sections):
-    """A minimal 64-bit little-endian ELF file holding ``sections`` ({name: bytes})."""
-    names = b'\0' + b''.join(n.encode() + b'\0' for n in ['.shstrtab', *sections])
-    body, headers, offset = b'', [b'\0' * 64], 64
-    for k, (name, data) in enumerate([('.shstrtab', names), *sections.items()]):
-        name_at = names.index(b'\0' + name.encode() + b'\0') + 1
-        headers.append(struct.pack('<IIQQQQIIQQ', name_at, 1, 0, 0, offset + len(body),
-                                   len(data), 0, 0, 8, 0))
-        body += data + b'\0' * (-len(data) % 8)
-    header = b'\x7fELF' + bytes([2, 1, 1]) + b'\0' * 9 + struct.pack(
-        '<HHIQQQIHHHHHH', 3, 62, 1, 0, 0, 64 + len(body), 0, 64, 0, 0, 64, len(headers), 1)
-    path.write_bytes(header + body + b''.join(headers))
-    return str(path)
-
-
 def _fatbin(images):
     """One fatbinary container holding ``(kind, arch, payload)`` images (kind 1 PTX, 2 cubin)."""
     entries = b''.join(struct.pack('<HHIQIIHHI', kind, 0x101, 64, len(payload), 0, 0, 0, 0,
@@ -170,7 +156,7 @@ def test_kernel_images_and_needed_libraries(tmp_path):
               + _fatbin([(2, 80, b'z' * 8), (1, 80, b'.version 7.2' + b'\0' * 4)]))
     dynstr = b'\0libcudart.so.11.0\0libc.so.6\0'
     dynamic = struct.pack('<qQqQqQqQ', 1, 1, 1, 19, 5, 0, 0, 0)  # NEEDED, NEEDED, STRTAB, NULL
-    lib = _elf(tmp_path / 'libfake.so', {'.nv_fatbin': fatbin, '.dynstr': dynstr,
+    lib = elf(tmp_path / 'libfake.so', {'.nv_fatbin': fatbin, '.dynstr': dynstr,
                                          '.dynamic': dynamic})
     fatbins, images = cuda.kernel_images(lib)
     assert fatbins == 2 and images == {'sm_50': 1, 'sm_86': 1, 'sm_80': 1, 'compute_80': 1}

@@ -1,20 +1,19 @@
 """doctor's data lines: the folder `train --data-dir` reads, and damaged files found cheaply."""
 import gzip
-import math
 import os
 import shutil
-import struct
 
+import numpy as np
 import pytest
 
-from conftest import FILES
 from gluon_classics import doctor
 from gluon_classics.data.fashion_mnist import FASHION_MNIST, read_mnist_folder
 from gluon_classics.data.idx import IMAGES_MAGIC, LABELS_MAGIC, check_idx_file
+from helpers import IDX_FILES as FILES, idx_bytes
 
 
 def _idx(magic, shape):
-    return struct.pack(f'>I{len(shape)}I', magic, *shape) + bytes(math.prod(shape))
+    return idx_bytes(np.zeros(shape, np.uint8), magic)
 
 
 def _write(path, raw, compress=True):

@@ -184,3 +184,5 @@ def test_ci_runs_readmes_install_and_test_commands():
         ci = [line.strip() for line in f]
     assert install == 'pip install --no-deps . && pip install -r requirements.txt'
     assert install in ci and test in ci, (install, test)
+    # what CI installs must be tested: the kernels and the cluster fail where they would skip
+    assert ci.index('export GLUON_CLASSICS_REQUIRE=kernels,cluster') < ci.index(test)

@@ -5,7 +5,6 @@ Training runs use one epoch on a small copy of the real Fashion-MNIST
 folder), so that loading and evaluating cost next to nothing.
 """
 import json
-import struct
 
 import mxnet as mx
 import numpy as np
@@ -21,12 +20,12 @@ from gluon_classics.experiments import ablation
 from gluon_classics.model_zoo import leaves
 from gluon_classics.data import FASHION_MNIST, load_data, read_mnist_folder
 from gluon_classics.training import TrainingDiverged, fit
+from helpers import assert_png, idx_bytes, one_line_error
 
 
 def _write_idx(path, array, magic):
     with open(path, 'wb') as f:
-        f.write(struct.pack('>I', magic) + struct.pack(f'>{array.ndim}I', *array.shape))
-        f.write(array.astype(np.uint8).tobytes())
+        f.write(idx_bytes(array, magic))
 
 
 @pytest.fixture(scope='module')
@@ -101,7 +100,9 @@ def test_ablate_writes_table_json_and_curves(tmp_path, quick):
         assert r['parameters'] == count_parameters(built)
         assert r['seeds'] == [0, 1] and len(r['test_acc']) == 2
         assert all(len(run['history']) == 1 for run in r['runs'])
-        assert 0 <= r['test_acc_mean'] <= 1 and r['test_acc_std'] is not None
+        assert r['test_acc'] == [run['history'][-1]['test_acc'] for run in r['runs']]
+        assert r['test_acc_mean'] == pytest.approx(np.mean(r['test_acc']), abs=1e-12)
+        assert r['test_acc_std'] == pytest.approx(np.std(r['test_acc'], ddof=1), abs=1e-12)
         assert r['seconds_per_epoch'] > 0
     assert results[1]['lr'] == 0.1 and results[0]['lr'] == 0.9
     assert any('[relu+max-lr0.1 seed 1]' in a[0] for a in lines)
@@ -113,7 +114,7 @@ def test_ablate_writes_table_json_and_curves(tmp_path, quick):
     saved = json.loads((tmp_path / 'results.json').read_text())
     assert [r['parameters'] for r in saved['results']] == [r['parameters'] for r in results]
     assert saved['config']['train_examples'] == 256 and saved['config']['epochs'] == 1
-    assert (tmp_path / 'curves.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert_png(tmp_path / 'curves.png')
 
 
 def test_ablate_reports_divergence_instead_of_hiding_it(tmp_path, monkeypatch, quick):
@@ -182,7 +183,7 @@ def test_cli_features_writes_report(trained, data, tmp_path, capsys):
                '--data-dir', data, '--ctx', 'cpu', '--num-images', '2'])
     assert rc == 0, capsys.readouterr().err
     for name in ('conv0.png', 'conv1.png', 'activations.png'):
-        assert (out / name).read_bytes()[:4] == b'\x89PNG'
+        assert_png(out / name)
     table = (out / 'activations.md').read_text()
     assert '| uniform noise |' in table and '| t-shirt (test #' in table
     saved = json.loads((out / 'activations.json').read_text())
@@ -191,9 +192,7 @@ def test_cli_features_writes_report(trained, data, tmp_path, capsys):
 
 
 def _one_line_error(capsys):
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith('gluon-classics: error: ')
-    return err
+    return one_line_error(2, capsys.readouterr().err)  # the status is checked where returned
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
@@ -205,8 +204,10 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
                '--data-dir', str(tmp_path), '--ctx', 'cpu'])
     assert rc == 2
     assert 'missing.params' in _one_line_error(capsys)
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as stop:
         main(['ablate', 'alexnet'])
+    assert stop.value.code == 2
+    assert "invalid choice: 'alexnet' (choose from 'lenet')" in _one_line_error(capsys)
 
 
 def test_cli_ablate(data, tmp_path, capsys):

@@ -7,6 +7,7 @@ where a real signal is needed.
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from gluon_classics.data import ArrayLoader
 from gluon_classics.training import (ReduceLROnPlateau, epoch_seeds, fit, load_checkpoint,
                                      load_params, progress as progress_module, train_ch5)
 from gluon_classics.utils.outputs import OutputError, atomic_write, check_output, write_text
+from helpers import assert_png, one_line_error
 
 TINY = ['--epochs', '1', '--num-examples', '500', '--seed', '0']
 
@@ -37,12 +39,7 @@ def _main(capsys, *args):
 
 def _one_line_error(status, err, *words):
     """Exit status 2 and one error line (tiny runs may also warn of chance-level accuracy)."""
-    assert status == 2, err
-    lines = err.splitlines()
-    assert err.endswith('\n') and lines[-1].startswith('gluon-classics: error: '), err
-    assert all(line.startswith('gluon-classics: warning: ') for line in lines[:-1]), err
-    for word in words:
-        assert word in lines[-1], (word, err)
+    one_line_error(status, err, *words, warnings=True)
 
 
 # ---------------------------------------------------------------- output files
@@ -116,23 +113,56 @@ def fifo(tmp_path):
     ('--plot', 'curve.pgn', ['--plot', '.pgn extension']),
     ('--checkpoint', 'afile/run.ckpt', ['--checkpoint', 'not a folder']),
     ('--save', 'same.params', ['is also the']),  # --checkpoint same.params below
-    ('--save', 'readonly/lenet.params', ['not writable']),
 ])
 def test_unwritable_outputs_fail_before_training(tmp_path, capsys, fifo, fashion_mnist_dir,
                                                  monkeypatch, option, path, words):
     monkeypatch.chdir(tmp_path)
     (tmp_path / 'afile').write_text('a file')
     extra = ['--checkpoint', 'same.params'] if path == 'same.params' else []
-    if path.startswith('readonly'):
-        (tmp_path / 'readonly').mkdir(mode=0o555)
-        if os.geteuid() == 0:  # root writes anywhere: the read-only file system stands in
-            path, words = '/proc/version/x.params', ['not a folder']
     status, out, err = _main(capsys, 'train', 'lenet', option, path, *extra, *TINY,
                              '--data-dir', fashion_mnist_dir)
     _one_line_error(status, err, *words)
     assert 'training on' not in out  # refused before the first epoch
     assert stat.S_ISFIFO(os.stat(fifo).st_mode) and stat.S_ISCHR(os.stat('/dev/full').st_mode)
     assert not (tmp_path / 'runs').exists()
+
+
+@pytest.fixture(params=['read-only', 'immutable'])
+def read_only_folder(tmp_path, request):
+    """tmp_path/readonly, where no one can write, root included (CI runs as root): mode 0555,
+    and as root a read-only tmpfs mounted there, or the folder made immutable."""
+    folder = tmp_path / 'readonly'
+    folder.mkdir(mode=0o555)
+    do, undo = {'read-only': (['mount', '-t', 'tmpfs', '-o', 'ro,size=64k', 'tmpfs', str(folder)],
+                              ['umount', str(folder)]),
+                'immutable': (['chattr', '+i', str(folder)], ['chattr', '-i', str(folder)])}[
+        request.param]
+    if os.geteuid() != 0:  # mode 0555 is enough
+        if request.param == 'immutable':
+            pytest.skip('an immutable folder needs root (chattr +i); mode 0555 is tested')
+        undo = None
+    elif not shutil.which(do[0]) or subprocess.run(do, capture_output=True).returncode:
+        pytest.skip(f'as root, a {request.param} folder needs {" ".join(do[:-1])}, which fails '
+                    f'here (mount needs CAP_SYS_ADMIN, chattr a file system with attributes)')
+    try:
+        with pytest.raises(OSError):  # really read-only, for whoever runs the tests
+            open(folder / 'probe', 'w').close()
+        yield folder
+    finally:
+        if undo:
+            subprocess.run(undo, check=True)
+
+
+def test_a_read_only_folder_fails_before_training(tmp_path, capsys, read_only_folder,
+                                                  fashion_mnist_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, out, err = _main(capsys, 'train', 'lenet', '--save', 'readonly/lenet.params', *TINY,
+                             '--data-dir', fashion_mnist_dir)
+    _one_line_error(status, err)
+    assert err.splitlines()[-1] == (
+        f'gluon-classics: error: cannot write --save readonly/lenet.params: folder '
+        f'{read_only_folder} is not writable; choose a path in a writable folder')
+    assert 'training on' not in out and not (tmp_path / 'runs').exists()
 
 
 @pytest.mark.parametrize('args,words', [
@@ -208,6 +238,7 @@ def test_momentum_resume_equals_the_uninterrupted_run(fashion_mnist_dir, tmp_pat
     assert load_checkpoint(ckpt)['learning_rate'] == pytest.approx(0.001)
     net_b, resumed = fit(resume=ckpt, checkpoint=ckpt, epochs=3, ctx=mx.cpu(),
                          log=lambda *a: None, progress=False)
+    assert len(straight) == len(resumed) == 3
     for a, b in zip(straight, resumed):
         for key in ('loss', 'train_acc', 'test_acc'):
             assert a[key] == b[key], (key, a, b)
@@ -308,7 +339,8 @@ def test_evaluate_takes_a_checkpoint_and_blames_the_right_thing(trained, capsys,
     assert out.strip() == f"test acc {trained['test_acc']:.4f}"
     status, out, err = _main(capsys, 'predict', 'lenet', '--params', trained['ckpt'], '--num',
                              '64', '--out', tmp_path / 'grid.png')
-    assert status == 0 and (tmp_path / 'grid.png').read_bytes()[:4] == b'\x89PNG', err
+    assert status == 0, err
+    assert_png(tmp_path / 'grid.png')
     # the plain parameters without the training --resize, or with the wrong variant
     status, _, err = _main(capsys, 'evaluate', 'lenet', '--params', trained['params'], *data)
     _one_line_error(status, err, 'do not take this data', '--resize', 'checkpoint as --params')

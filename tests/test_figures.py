@@ -7,9 +7,9 @@ import sys
 
 from gluon_classics.experiments.ablation import RESULT_FILES
 from gluon_classics.experiments.ablation_plots import FIGURES, plot_curves, plot_ranking, redraw
+from helpers import PNG
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PNG = b'\x89PNG\r\n\x1a\n'
 sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
 from bench import article_chart  # noqa: E402  (classics_bench.py article-chart)
 from bench import chart as speed_chart  # noqa: E402  (classics_bench.py chart)

@@ -16,9 +16,10 @@ import pytest
 
 from gluon_classics import doctor
 from gluon_classics.accel import build, kernels
+from helpers import HAVE_COMPILER, without_kernels
 
-# Where there is no compiler the tests check the fallback instead (never skipped).
-HAVE_COMPILER = build.find_compiler() is not None
+# Where there is no compiler the tests check the fallback, then skip (or fail where
+# GLUON_CLASSICS_REQUIRE names kernels, as in CI).
 OFF_LINE = "gluon_classics: LeNet's CPU kernels are {}; MXNet's operators instead " \
            "(the same numbers, slower)"
 
@@ -70,7 +71,7 @@ def test_built_once_into_the_cache_then_reused(tmp_path):
         assert before == status == 'off: no C++ compiler (install g++ or set CXX)'
         assert op == 'conv pool' and trained == 'True'
         assert stderr == [OFF_LINE.format(status)]
-        return
+        without_kernels()
     assert before.startswith('on, compiled by ') and trained == 'True'
     assert op == 'conv_pool conv_pool_maps'
     built = [f for f in os.listdir(cache) if f.endswith('.so')]
@@ -134,10 +135,17 @@ def test_a_link_where_the_library_goes_is_left_alone(tmp_path, monkeypatch):
 
 
 def test_in_this_process_the_kernels_are_on_where_a_compiler_is():
-    """With g++ LeNet trains on our kernel (the tests above check the other
-    cases in their own processes)."""
-    assert kernels.load() == HAVE_COMPILER, kernels.status()
-    assert kernels.status() == kernels.describe()
+    """With g++ LeNet trains on our kernels, loaded from the cached library that doctor names
+    without loading anything (the tests above check the other cases in their own processes)."""
+    if not HAVE_COMPILER:
+        assert not kernels.load() and kernels.status() == build.NO_COMPILER
+        without_kernels()
+    assert kernels.load(), kernels.status()
+    path, why = build.library()  # cached: nothing is built again
+    assert path is not None and os.path.isfile(path), why
+    assert kernels.status() == f'on ({path})' == build.describe()
+    import mxnet as mx
+    assert all(callable(getattr(mx.nd, op)) for op in kernels.OPERATORS.values())
 
 
 def test_a_corrupt_library_in_the_cache_is_reported_and_kept(tmp_path, monkeypatch):
@@ -199,6 +207,8 @@ def test_a_library_in_an_unsafe_place_is_never_loaded(tmp_path, monkeypatch, uns
     assert before_status == status == says and stderr == [OFF_LINE.format(says)]
     assert op == 'conv pool' and trained == 'True'
     assert not marker.exists() and open(path, 'rb').read() == before
+    if not HAVE_COMPILER:  # the planted file was no library: loading it would not have run it
+        without_kernels()
 
 
 def test_an_unusable_cache_folder_is_said_by_doctor_and_once_by_training(tmp_path, monkeypatch):
@@ -209,7 +219,7 @@ def test_an_unusable_cache_folder_is_said_by_doctor_and_once_by_training(tmp_pat
     folder = home / '.cache' / 'gluon_classics'
     says = f'off: the cache folder {folder} cannot be made ({tmp_path / "file"} is not a ' \
            f'writable folder); set GLUON_CLASSICS_CACHE to a writable folder of your own'
-    if not HAVE_COMPILER:
+    if not HAVE_COMPILER:  # the compiler is looked for first
         says = build.NO_COMPILER
     (before, status, op, trained), stderr = _child(
         tmp_path, HOME=str(home), GLUON_CLASSICS_CACHE='', XDG_CACHE_HOME='')
@@ -222,3 +232,5 @@ def test_an_unusable_cache_folder_is_said_by_doctor_and_once_by_training(tmp_pat
     facts = doctor.report(str(tmp_path))
     assert facts['cpu_kernels'] == says
     assert f"own CPU kernels (LeNet's conv blocks): {says}" in doctor.format_report(facts)
+    if not HAVE_COMPILER:
+        without_kernels()

@@ -15,6 +15,7 @@ from gluon_classics import alexnet, evaluate_accuracy, lenet, load_data_fashion_
 from gluon_classics.data import ArrayLoader
 from gluon_classics.training import (CheckpointError, TrainingDiverged, TrainingInterrupted, fit,
                                      load_checkpoint, load_params, predict)
+from helpers import assert_png, bar_images, one_line_error
 
 LINE = re.compile(r'^epoch \d+, loss \d+\.\d{4}, train acc \d\.\d{3}, test acc \d\.\d{3}, '
                   r'time \d+\.\d sec$')
@@ -26,12 +27,7 @@ def _toy_data(n=512, size=28, seed=0, batch_size=64, num_test=256):
     The test set is ``num_test`` further images from the same distribution,
     none of them among the ``n`` training images.
     """
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, n + num_test).astype(np.int32)
-    images = rng.integers(0, 40, (n + num_test, 1, size, size)).astype(np.uint8)
-    for i, c in enumerate(labels):
-        row = 2 + c * (size - 4) // 10
-        images[i, 0, row:row + 2, 4:-4] = 255
+    images, labels = bar_images(n + num_test, seed, size)
     loader = ArrayLoader(images[:n], labels[:n], batch_size, shuffle=True, ctx=mx.cpu(),
                          shuffle_seed=seed)
     return loader, ArrayLoader(images[n:], labels[n:], 128, ctx=mx.cpu())
@@ -234,8 +230,11 @@ def test_cli_train_evaluate_predict(fashion_mnist_dir, tmp_path):
     history = json.loads((tmp_path / 'm.json').read_text())
     assert [sorted(r) for r in history] == [sorted(['epoch', 'loss', 'train_acc', 'test_acc',
                                                     'seconds', 'examples_per_sec'])] * 2
-    assert (tmp_path / 'curve.png').read_bytes()[:4] == b'\x89PNG'
-    assert (tmp_path / 'lenet.params.ckpt').is_file()
+    assert_png(tmp_path / 'curve.png')
+    ckpt = load_checkpoint(str(tmp_path / 'lenet.params.ckpt'))  # the end of the run, resumable
+    assert ckpt['epoch'] == 2 and ckpt['history'] == history
+    with zipfile.ZipFile(tmp_path / 'lenet.params.ckpt') as z:
+        assert z.read('net.params') == (tmp_path / 'lenet.params').read_bytes()
     # parameters load into a freshly built net, and give the test accuracy of the last epoch
     net = load_params(lenet(), str(tmp_path / 'lenet.params'))
     train_iter, test_iter = load_data_fashion_mnist(1000, root=fashion_mnist_dir, ctx=mx.cpu())
@@ -249,24 +248,47 @@ def test_cli_train_evaluate_predict(fashion_mnist_dir, tmp_path):
     run = _cli('predict', 'lenet', '--params', 'lenet.params', '--out', 'grid.png', *data,
                cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    assert (tmp_path / 'grid.png').read_bytes()[:4] == b'\x89PNG'
+    assert_png(tmp_path / 'grid.png')
 
 
 @pytest.mark.parametrize('args,message', [
     (['train', 'lenet', '--variant', 'lenet7'], "unknown LeNet variant 'lenet7'"),
     (['train', 'lenet', '--lr', '-1', '--epochs', '1'], 'learning rate must be a positive number'),
     (['train', 'lenet', '--resume', 'nowhere.ckpt'], 'checkpoint nowhere.ckpt does not exist'),
-    (['train', 'lenet', '--data-dir', 'empty'], 'empty'),
     (['evaluate', 'lenet', '--params', 'missing.params'], 'missing.params does not exist'),
 ])
 def test_cli_errors_are_one_line(tmp_path, fashion_mnist_dir, args, message):
+    run = _cli(*args, '--data-dir', fashion_mnist_dir, cwd=tmp_path)
+    one_line_error(run.returncode, run.stderr, message)
+
+
+# the CLI with the network cut: the download's urlopen raises instead of connecting
+OFFLINE = '''
+import sys, urllib.request
+def urlopen(url, *args, **kwargs):
+    raise OSError('the test cut the network')
+urllib.request.urlopen = urlopen
+from gluon_classics.cli import main
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+def test_an_empty_data_dir_tries_the_mirrors_then_says_where_the_files_go(tmp_path):
     (tmp_path / 'empty').mkdir()
-    if '--data-dir' not in args:
-        args = args + ['--data-dir', fashion_mnist_dir]
-    run = _cli(*args, cwd=tmp_path)
-    assert run.returncode == 2
-    assert run.stderr.count('\n') == 1 and run.stderr.startswith('gluon-classics: error: ')
-    assert message in run.stderr
+    env = {k: v for k, v in os.environ.items() if k != 'MXNET_GLUON_REPO'}  # the default mirrors
+    run = subprocess.run([sys.executable, '-c', OFFLINE, 'train', 'lenet', '--data-dir', 'empty'],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    files = ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz',
+             't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz')
+    name = files[0]
+    tried = '; '.join(f'{base}/{name}: OSError: the test cut the network' for base in (
+        'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com',
+        'https://apache-mxnet.s3-accelerate.dualstack.amazonaws.com/gluon/dataset/fashion-mnist'))
+    assert (run.returncode, run.stdout, run.stderr) == (2, '', (
+        f'gluon-classics: error: could not download {name}: {tried}; put {", ".join(files)} '
+        f'(gzipped or not) in {tmp_path / "empty"}, or pass --data-dir DIR naming the folder '
+        f'that holds them\n'))
+    assert os.listdir(tmp_path / 'empty') == []  # no partial download left
 
 
 def test_cli_ctrl_c_saves_and_says_how_to_resume(fashion_mnist_dir, tmp_path):

@@ -30,11 +30,37 @@ import time
 
 __all__ = ['launch', 'read_hostfile', 'add_launch_arguments', 'run_launch', 'main']
 
-# What a remote process inherits from the launcher's environment: the Python
-# it runs and the settings of MXNet, ps-lite, OpenMP and this package.
-_FORWARD = ('PATH', 'PYTHONPATH', 'LD_LIBRARY_PATH', 'VIRTUAL_ENV', 'CONDA_PREFIX',
-            'PYENV_VERSION', 'CUDA_VISIBLE_DEVICES')
-_FORWARD_PREFIXES = ('DMLC_', 'PS_', 'MXNET_', 'OMP_', 'KMP_', 'GLUON_CLASSICS_')
+# What a remote process inherits from the launcher's environment, by name, never by
+# pattern: the forwarded variables are on the remote command line, which `ps` shows to
+# every user of that host, so a variable not named here (a token, a password) stays on
+# this machine. Set anything else a job needs on the hosts themselves.
+FORWARD = frozenset((
+    # the Python it runs
+    'PATH', 'PYTHONPATH', 'LD_LIBRARY_PATH', 'VIRTUAL_ENV', 'CONDA_PREFIX', 'PYENV_VERSION',
+    'CUDA_VISIBLE_DEVICES',
+    # its place in the job (_role_envs)
+    'DMLC_ROLE', 'DMLC_TASK_ID', 'DMLC_PS_ROOT_URI', 'DMLC_PS_ROOT_PORT', 'DMLC_NUM_WORKER',
+    'DMLC_NUM_SERVER', 'DMLC_NODE_HOST', 'DMLC_JOB_CLUSTER',
+    # ps-lite
+    'PS_VERBOSE', 'PS_RESEND', 'PS_RESEND_TIMEOUT', 'PS_HEARTBEAT_INTERVAL',
+    'PS_HEARTBEAT_TIMEOUT', 'DMLC_PS_WATER_MARK',
+    # MXNet
+    'MXNET_ENGINE_TYPE', 'MXNET_CPU_WORKER_NTHREADS', 'MXNET_CPU_PRIORITY_NTHREADS',
+    'MXNET_OMP_MAX_THREADS', 'MXNET_KVSTORE_BIGARRAY_BOUND', 'MXNET_KVSTORE_REDUCTION_NTHREADS',
+    'MXNET_KVSTORE_USETREE', 'MXNET_UPDATE_ON_KVSTORE', 'MXNET_SUBGRAPH_BACKEND',
+    'MXNET_MKLDNN_ENABLED', 'MXNET_SAFE_ACCUMULATION', 'MXNET_USE_OPERATOR_TUNING',
+    'MXNET_HOME', 'MXNET_GLUON_REPO', 'MXNET_CUDNN_AUTOTUNE_DEFAULT', 'MXNET_CUDNN_LIB_CHECKING',
+    'MXNET_GPU_MEM_POOL_TYPE', 'MXNET_ENABLE_GPU_P2P',
+    # oneDNN and OpenMP
+    'DNNL_MAX_CPU_ISA', 'ONEDNN_MAX_CPU_ISA', 'OMP_NUM_THREADS', 'OMP_PROC_BIND', 'OMP_PLACES',
+    'KMP_AFFINITY', 'KMP_BLOCKTIME',
+    # this package
+    'GLUON_CLASSICS_DATA', 'GLUON_CLASSICS_CACHE', 'GLUON_CLASSICS_ACCEL', 'GLUON_CLASSICS_MARCH',
+))
+# Never passed on: the launcher sets the first four per process, and DMLC_USE_KUBERNETES
+# would bind the scheduler to every interface (0.0.0.0) instead of its address.
+_DROPPED = ('DMLC_ROLE', 'DMLC_TASK_ID', 'DMLC_NUM_ATTEMPT', 'DMLC_NODE_HOST',
+            'DMLC_USE_KUBERNETES')
 
 # Runs a remote command so that it dies with its ssh connection: without a
 # terminal nothing tells it that the launcher stopped the job, so a watcher
@@ -93,8 +119,9 @@ def _role_envs(num_workers, num_servers, host, port, base, nodes=None):
     The scheduler gets the root address and the counts; workers and servers
     also ``DMLC_TASK_ID`` (workers first) and ``DMLC_JOB_CLUSTER``.
     ``DMLC_NODE_HOST`` pins every node to its address (``host``, or its entry
-    in ``nodes``, one per worker then server): without it ps-lite binds to
-    the first outward interface.
+    in ``nodes``, one per worker then server), and ``DMLC_PS_ROOT_URI`` the
+    scheduler to ``host``: ps-lite binds to these, never to all interfaces
+    (without them it would take the first outward interface).
 
     Returns
     -------
@@ -103,8 +130,7 @@ def _role_envs(num_workers, num_servers, host, port, base, nodes=None):
         workers wait for; then the workers.
     """
     nodes = nodes or [host] * (num_workers + num_servers)
-    common = {k: v for k, v in base.items()
-              if k not in ('DMLC_ROLE', 'DMLC_TASK_ID', 'DMLC_NUM_ATTEMPT', 'DMLC_NODE_HOST')}
+    common = {k: v for k, v in base.items() if k not in _DROPPED}
     common.update(DMLC_PS_ROOT_URI=host, DMLC_PS_ROOT_PORT=str(port),
                   DMLC_NUM_WORKER=str(num_workers), DMLC_NUM_SERVER=str(num_servers))
     cores = os.cpu_count() or 1
@@ -132,8 +158,7 @@ def _role_envs(num_workers, num_servers, host, port, base, nodes=None):
 
 def _remote_command(env, command, cwd):
     """The shell line ssh runs: the forwarded environment, ``cwd``, ``command``."""
-    forward = {k: v for k, v in env.items()
-               if k in _FORWARD or k.startswith(_FORWARD_PREFIXES)}
+    forward = {k: v for k, v in env.items() if k in FORWARD}
     words = ['env'] + [f'{k}={v}' for k, v in sorted(forward.items())]
     words += ['sh', '-c', _REMOTE_WRAPPER, 'sh'] + list(command)
     return f'cd {shlex.quote(cwd)} && exec ' + ' '.join(shlex.quote(w) for w in words)
@@ -167,7 +192,7 @@ def launch(command, num_workers=2, num_servers=1, *, hosts=None, ssh='ssh', time
         ``(address, ssh port)`` per host (:func:`read_hostfile`): worker i
         and server i run on host ``i % len(hosts)``, over ssh, in ``cwd``
         with the launcher's Python (``PATH``, ``PYTHONPATH``...) and the
-        ``DMLC_*``, ``MXNET_*`` and ``OMP_*`` variables. The scheduler runs
+        settings named in :data:`FORWARD` (nothing else). The scheduler runs
         here, on this machine's address towards the first host. Default: the
         whole job on this machine, on ``host``.
     ssh : str, default 'ssh'
