@@ -44,7 +44,9 @@ def real_library():
 
 
 def _env(tmp_path, compiler, **env):
-    return dict(os.environ, GLUON_CLASSICS_CACHE=str(tmp_path / 'cache'), CXX=str(compiler),
+    # -march=native unless a test names one: not the caller's (tests/as_cpu_class.sh sets it)
+    inherited = {k: v for k, v in os.environ.items() if k != build.MARCH_ENV}
+    return dict(inherited, GLUON_CLASSICS_CACHE=str(tmp_path / 'cache'), CXX=str(compiler),
                 **env)
 
 
