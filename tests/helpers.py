@@ -51,6 +51,16 @@ def require_or_skip(what, reason):
     pytest.skip(reason)
 
 
+def no_compiler_status():
+    """The kernels' status where no compiler is found: g++ missing, or the $CXX named missing
+    (then named in it)."""
+    from gluon_classics.accel import build
+    if not CXX:
+        return build.NO_COMPILER
+    return (f"{build.NO_COMPILER_PREFIX}: CXX={CXX!r} is not found (install it, or unset CXX "
+            f"to use g++)")
+
+
 def without_kernels():
     """End a test whose kernel half could not run: there is no C++ compiler here."""
     require_or_skip('kernels', f"no C++ compiler (CXX={CXX or ''!r}, else "
