@@ -113,6 +113,17 @@ def runs(pid):
         return False
 
 
+def run_cli(capsys, *args):
+    """``gluon-classics ARGS`` in-process: (exit status, stdout, stderr)."""
+    from gluon_classics import cli
+    try:
+        status = cli.main([str(a) for a in args])
+    except SystemExit as stop:  # argparse's errors
+        status = stop.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
 def one_line_error(status, err, *words, warnings=False):
     """Exit status 2 and one ``gluon-classics: error:`` line naming each of ``words``; with
     ``warnings``, after any ``gluon-classics: warning:`` lines (tiny runs warn of chance-level

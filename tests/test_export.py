@@ -16,13 +16,14 @@ from mxnet import autograd, gluon, init
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from gluon_classics import cli, export_onnx, load_data_fashion_mnist
+from gluon_classics import export_onnx, load_data_fashion_mnist
 from gluon_classics import export as export_module
 from gluon_classics.data import ArrayLoader
 from gluon_classics.data.fashion_mnist import FASHION_MNIST_TEXT_LABELS
 from gluon_classics.export import OPSET, ExportMismatch, export_mxnet
 from gluon_classics.model_zoo import LENET_VARIANTS, get_model
 from gluon_classics.utils.extras import EXTRAS
+from helpers import run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # every LeNet variant of the table and the AlexNet that takes 28x28 images
@@ -159,13 +160,6 @@ def test_mxnet_format_reloads_and_agrees(loaders, tmp_path):
     np.testing.assert_allclose(loaded(X).asnumpy(), net(X).asnumpy(), atol=1e-6)
 
 
-def _main(capsys, *args):
-    try:
-        status = cli.main([str(a) for a in args])
-    except SystemExit as stop:
-        status = stop.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def test_cli_exports_the_main_commands_lenet_params(fashion_mnist_dir, tmp_path, capsys,
@@ -174,11 +168,11 @@ def test_cli_exports_the_main_commands_lenet_params(fashion_mnist_dir, tmp_path,
     as --params; and --format mxnet."""
     monkeypatch.chdir(tmp_path)
     data = ['--data-dir', fashion_mnist_dir]
-    status, _, err = _main(capsys, 'train', 'lenet', '--epochs', '1', '--num-examples', '6000',
+    status, _, err = run_cli(capsys, 'train', 'lenet', '--epochs', '1', '--num-examples', '6000',
                            '--seed', '0', '--save', 'lenet.params', *data)
     assert status == 0, err
     for params in ('lenet.params', 'lenet.params.ckpt'):
-        status, out, err = _main(capsys, 'export', 'lenet', '--params', params, '--out',
+        status, out, err = run_cli(capsys, 'export', 'lenet', '--params', params, '--out',
                                  'lenet.onnx', *data)
         assert status == 0, err
         lines = out.strip().splitlines()
@@ -191,7 +185,7 @@ def test_cli_exports_the_main_commands_lenet_params(fashion_mnist_dir, tmp_path,
         meta = {p.key: p.value for p in onnx.load('lenet.onnx').metadata_props}
         assert json.loads(meta['class_names']) == FASHION_MNIST_TEXT_LABELS
         assert meta['variant'] == 'd2l'
-    status, out, err = _main(capsys, 'export', 'lenet', '--params', 'lenet.params', '--out',
+    status, out, err = run_cli(capsys, 'export', 'lenet', '--params', 'lenet.params', '--out',
                              'mx/lenet', '--format', 'mxnet', *data)
     assert status == 0, err
     assert sorted(os.listdir('mx')) == ['lenet-0000.params', 'lenet-symbol.json']
@@ -200,7 +194,7 @@ def test_cli_exports_the_main_commands_lenet_params(fashion_mnist_dir, tmp_path,
 
 def test_cli_refuses_a_bad_out_before_reading_anything(tmp_path, capsys):
     (tmp_path / 'params').write_bytes(b'')
-    status, _, err = _main(capsys, 'export', 'lenet', '--params', tmp_path / 'params', '--out',
+    status, _, err = run_cli(capsys, 'export', 'lenet', '--params', tmp_path / 'params', '--out',
                            tmp_path, '--data-dir', tmp_path / 'no-data')
     assert status == 2
     assert err == f'gluon-classics: error: cannot write --out {tmp_path}: it is a folder, not ' \

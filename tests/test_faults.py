@@ -22,19 +22,11 @@ from gluon_classics.data import ArrayLoader
 from gluon_classics.training import (ReduceLROnPlateau, epoch_seeds, fit, load_checkpoint,
                                      load_params, progress as progress_module, train_ch5)
 from gluon_classics.utils.outputs import OutputError, atomic_write, check_output, write_text
-from helpers import assert_png, one_line_error
+from helpers import assert_png, one_line_error, run_cli
 
 TINY = ['--epochs', '1', '--num-examples', '500', '--seed', '0']
 
 
-def _main(capsys, *args):
-    """``gluon-classics ARGS`` in-process: (exit status, stdout, stderr)."""
-    try:
-        status = cli.main([str(a) for a in args])
-    except SystemExit as stop:  # argparse's errors
-        status = stop.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def _one_line_error(status, err, *words):
@@ -119,7 +111,7 @@ def test_unwritable_outputs_fail_before_training(tmp_path, capsys, fifo, fashion
     monkeypatch.chdir(tmp_path)
     (tmp_path / 'afile').write_text('a file')
     extra = ['--checkpoint', 'same.params'] if path == 'same.params' else []
-    status, out, err = _main(capsys, 'train', 'lenet', option, path, *extra, *TINY,
+    status, out, err = run_cli(capsys, 'train', 'lenet', option, path, *extra, *TINY,
                              '--data-dir', fashion_mnist_dir)
     _one_line_error(status, err, *words)
     assert 'training on' not in out  # refused before the first epoch
@@ -156,7 +148,7 @@ def read_only_folder(tmp_path, request):
 def test_a_read_only_folder_fails_before_training(tmp_path, capsys, read_only_folder,
                                                   fashion_mnist_dir, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    status, out, err = _main(capsys, 'train', 'lenet', '--save', 'readonly/lenet.params', *TINY,
+    status, out, err = run_cli(capsys, 'train', 'lenet', '--save', 'readonly/lenet.params', *TINY,
                              '--data-dir', fashion_mnist_dir)
     _one_line_error(status, err)
     assert err.splitlines()[-1] == (
@@ -176,14 +168,14 @@ def test_out_paths_of_other_commands_fail_before_the_work(tmp_path, capsys, fifo
                                                           fashion_mnist_dir, args, words):
     monkeypatch.chdir(tmp_path)
     (tmp_path / 'afile').write_text('a file')
-    status, out, err = _main(capsys, *args, '--epochs', '1', '--data-dir', fashion_mnist_dir) \
-        if args[0] == 'ablate' else _main(capsys, *args, '--data-dir', fashion_mnist_dir)
+    status, out, err = run_cli(capsys, *args, '--epochs', '1', '--data-dir', fashion_mnist_dir) \
+        if args[0] == 'ablate' else run_cli(capsys, *args, '--data-dir', fashion_mnist_dir)
     _one_line_error(status, err, *words)
     assert out == '' and stat.S_ISFIFO(os.stat(fifo).st_mode)
 
 
 def test_data_folder_errors_name_the_option(tmp_path, capsys):
-    status, _, err = _main(capsys, 'train', 'lenet', '--data-dir', tmp_path / 'typo')
+    status, _, err = run_cli(capsys, 'train', 'lenet', '--data-dir', tmp_path / 'typo')
     _one_line_error(status, err, 'typo does not exist', '--data-dir DIR')
     assert 'root=' not in err and not (tmp_path / 'typo').exists()
 
@@ -211,7 +203,7 @@ def test_a_late_write_failure_says_where_the_weights_are(tmp_path, capsys, fashi
     monkeypatch.setattr(mx.gluon.Block, 'save_parameters', lambda self, f, *a, **k: (
         disk_full(self, f) if re.fullmatch(r'\.lenet\.params\.\w{8}\.tmp', os.path.basename(f))
         else real_save(self, f, *a, **k)))
-    status, _, err = _main(capsys, 'train', 'lenet', *TINY, '--save', 'lenet.params',
+    status, _, err = run_cli(capsys, 'train', 'lenet', *TINY, '--save', 'lenet.params',
                            '--data-dir', fashion_mnist_dir)
     _one_line_error(status, err, 'could not write --save lenet.params: No space left on device',
                     'epoch 1 are in the checkpoint lenet.params.ckpt',
@@ -269,7 +261,7 @@ def test_sigterm_then_bare_resume_finishes_the_run_into_its_checkpoint(fashion_m
     assert 1 <= done < 12 and not (tmp_path / 'lenet.params').exists()
 
     monkeypatch.chdir(tmp_path)
-    status, out, err = _main(capsys, 'train', 'lenet', '--resume', 'lenet.params.ckpt')
+    status, out, err = run_cli(capsys, 'train', 'lenet', '--resume', 'lenet.params.ckpt')
     assert status == 0, err
     lines = out.splitlines()
     assert lines[0] == f'the parameters to {tmp_path / "lenet.params"}, as the run was started', lines
@@ -285,13 +277,13 @@ def test_sigterm_then_bare_resume_finishes_the_run_into_its_checkpoint(fashion_m
 def test_resume_applies_and_announces_or_refuses_a_contradicting_option(trained, capsys,
                                                                         fashion_mnist_dir):
     ckpt = trained['ckpt']
-    status, _, err = _main(capsys, 'train', 'lenet', '--resume', ckpt, '--batch-size', '64',
+    status, _, err = run_cli(capsys, 'train', 'lenet', '--resume', ckpt, '--batch-size', '64',
                            '--checkpoint', trained['folder'] / 'other.ckpt')
     _one_line_error(status, err, '--batch-size 64 contradicts checkpoint', 'records 256')
-    status, _, err = _main(capsys, 'train', 'lenet', '--resume', ckpt, '--activation', 'tanh',
+    status, _, err = run_cli(capsys, 'train', 'lenet', '--resume', ckpt, '--activation', 'tanh',
                            '--checkpoint', trained['folder'] / 'other.ckpt')
     _one_line_error(status, err, '--activation tanh contradicts checkpoint')
-    status, out, err = _main(capsys, 'train', 'lenet', '--resume', ckpt, '--epochs', '2',
+    status, out, err = run_cli(capsys, 'train', 'lenet', '--resume', ckpt, '--epochs', '2',
                              '--lr', '0.05', '--checkpoint', trained['folder'] / 'other.ckpt',
                              '--save', trained['folder'] / 'other.params',
                              '--metrics', trained['folder'] / 'other.json')
@@ -317,13 +309,13 @@ def test_resume_applies_and_announces_or_refuses_a_contradicting_option(trained,
      ['dtype bfloat16 trains in the hybridized graph', 'leave hybridize on']),
 ])
 def test_bad_options_are_one_line_before_any_work(capsys, args, words):
-    status, out, err = _main(capsys, *args)
+    status, out, err = run_cli(capsys, *args)
     _one_line_error(status, err, *words)
     assert out == ''
 
 
 def test_lenet5_trains_at_its_own_input_size(capsys, fashion_mnist_dir, tmp_path):
-    status, out, err = _main(capsys, 'train', 'lenet', '--variant', 'lenet5', *TINY,
+    status, out, err = run_cli(capsys, 'train', 'lenet', '--variant', 'lenet5', *TINY,
                              '--checkpoint', tmp_path / 'l5.ckpt', '--data-dir',
                              fashion_mnist_dir)
     assert status == 0, err
@@ -334,27 +326,27 @@ def test_evaluate_takes_a_checkpoint_and_blames_the_right_thing(trained, capsys,
                                                                 fashion_mnist_dir):
     data = ['--data-dir', fashion_mnist_dir]
     # the checkpoint records variant, overrides and resize: nothing else is needed
-    status, out, err = _main(capsys, 'evaluate', 'lenet', '--params', trained['ckpt'])
+    status, out, err = run_cli(capsys, 'evaluate', 'lenet', '--params', trained['ckpt'])
     assert status == 0, err
     assert out.strip() == f"test acc {trained['test_acc']:.4f}"
-    status, out, err = _main(capsys, 'predict', 'lenet', '--params', trained['ckpt'], '--num',
+    status, out, err = run_cli(capsys, 'predict', 'lenet', '--params', trained['ckpt'], '--num',
                              '64', '--out', tmp_path / 'grid.png')
     assert status == 0, err
     assert_png(tmp_path / 'grid.png')
     # the plain parameters without the training --resize, or with the wrong variant
-    status, _, err = _main(capsys, 'evaluate', 'lenet', '--params', trained['params'], *data)
+    status, _, err = run_cli(capsys, 'evaluate', 'lenet', '--params', trained['params'], *data)
     _one_line_error(status, err, 'do not take this data', '--resize', 'checkpoint as --params')
-    status, _, err = _main(capsys, 'evaluate', 'lenet', '--params', trained['ckpt'],
+    status, _, err = run_cli(capsys, 'evaluate', 'lenet', '--params', trained['ckpt'],
                            '--variant', 'gluon')
     _one_line_error(status, err, '--variant gluon contradicts the checkpoint',
                     'lenet --variant d2l --activation relu --resize 32')
     # empty and truncated files are blamed as such, not on the model
     (tmp_path / 'empty.params').write_bytes(b'')
     (tmp_path / 'cut.params').write_bytes(open(trained['params'], 'rb').read()[:1000])
-    status, _, err = _main(capsys, 'evaluate', 'lenet', '--params', tmp_path / 'empty.params',
+    status, _, err = run_cli(capsys, 'evaluate', 'lenet', '--params', tmp_path / 'empty.params',
                            *data)
     _one_line_error(status, err, 'empty.params is empty')
-    status, _, err = _main(capsys, 'evaluate', 'lenet', '--params', tmp_path / 'cut.params',
+    status, _, err = run_cli(capsys, 'evaluate', 'lenet', '--params', tmp_path / 'cut.params',
                            *data)
     _one_line_error(status, err, 'cut.params is truncated or not an MXNet parameter file',
                     'Invalid NDArray file format')
@@ -364,13 +356,13 @@ def test_ctrl_c_during_evaluate_is_one_line(trained, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
     monkeypatch.setattr(cli.commands, 'evaluate_accuracy', interrupted)
-    status, out, err = _main(capsys, 'evaluate', 'lenet', '--params', trained['ckpt'])
+    status, out, err = run_cli(capsys, 'evaluate', 'lenet', '--params', trained['ckpt'])
     assert status == 130 and out == ''
     assert err == 'gluon-classics: interrupted; nothing was written\n'
 
 
 def test_chance_level_is_a_warning_not_silence(capsys, fashion_mnist_dir, tmp_path):
-    status, _, err = _main(capsys, 'train', 'lenet', '--lr', '1e9', *TINY,
+    status, _, err = run_cli(capsys, 'train', 'lenet', '--lr', '1e9', *TINY,
                            '--checkpoint', tmp_path / 'c.ckpt', '--data-dir', fashion_mnist_dir)
     assert status == 0
     assert err.startswith('gluon-classics: warning: test accuracy') and 'chance level' in err

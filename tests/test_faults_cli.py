@@ -21,28 +21,14 @@ from gluon_classics.training import load_checkpoint, sizes
 from gluon_classics.training.fit import _warn_if_chance
 from gluon_classics.utils import devices, outputs
 from gluon_classics.utils.outputs import OutputError, atomic_write
+from helpers import one_line_error, run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ['--epochs', '1', '--num-examples', '500', '--seed', '0']
 
 
-def _main(capsys, *args):
-    """``gluon-classics ARGS`` in-process: (exit status, stdout, stderr)."""
-    try:
-        status = cli.main([str(a) for a in args])
-    except SystemExit as stop:  # argparse's errors
-        status = stop.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
-def _one_line_error(status, err, *words):
-    """Exit status 2 and exactly one line, an error naming ``words``."""
-    assert status == 2, err
-    assert err.endswith('\n') and err.count('\n') == 1, err
-    assert err.startswith('gluon-classics: error: '), err
-    for word in words:
-        assert word in err, (word, err)
 
 
 def _cli(*args, env=None, cwd=None):
@@ -72,14 +58,14 @@ def test_predict_refuses_more_images_than_a_grid_or_the_test_set(runs, capsys, t
     drawn = []
     monkeypatch.setattr(cli.commands, 'show_images', lambda *a, **k: drawn.append(a))
     monkeypatch.setattr(cli.commands, '_trained', lambda *a, **k: pytest.fail('data was read'))
-    status, out_text, err = _main(capsys, *common, '--num', 10000)
-    _one_line_error(status, err, '--num must be 1 to 256', 'got 10000')
+    status, out_text, err = run_cli(capsys, *common, '--num', 10000)
+    one_line_error(status, err, '--num must be 1 to 256', 'got 10000')
     monkeypatch.undo()
     # a grid limit above the test set: the split's size is the limit named
     monkeypatch.setattr(cli.commands, 'MAX_PREDICT', 20000, raising=False)
     monkeypatch.setattr(cli.commands, 'show_images', lambda *a, **k: drawn.append(a))
-    status, _, err = _main(capsys, *common, '--num', 10001)
-    _one_line_error(status, err, '--num 10001 is more than the 10000 test images',
+    status, _, err = run_cli(capsys, *common, '--num', 10001)
+    one_line_error(status, err, '--num 10001 is more than the 10000 test images',
                     'use at most --num 10000')
     assert not drawn and not out.exists()
 
@@ -144,14 +130,14 @@ def test_a_full_disk_is_one_line_with_the_os_reason(tiny_tmpfs, capsys, fashion_
                                                     tmp_path):
     save = tiny_tmpfs / 'x.params'
     save.write_text('old')
-    status, _, err = _main(capsys, 'train', 'lenet', *TINY, '--save', save,
+    status, _, err = run_cli(capsys, 'train', 'lenet', *TINY, '--save', save,
                            '--data-dir', fashion_mnist_dir)
-    _one_line_error(status, err, f'could not write {save}.ckpt: No space left on device')
+    one_line_error(status, err, f'could not write {save}.ckpt: No space left on device')
     assert save.read_text() == 'old'
     (tiny_tmpfs / 'filler').write_bytes(bytes(90 << 10))  # now the claim itself fails
-    status, _, err = _main(capsys, 'train', 'lenet', *TINY, '--save', save,
+    status, _, err = run_cli(capsys, 'train', 'lenet', *TINY, '--save', save,
                            '--checkpoint', tmp_path / 'c.ckpt', '--data-dir', fashion_mnist_dir)
-    _one_line_error(status, err, f'--save {save}: No space left on device')
+    one_line_error(status, err, f'--save {save}: No space left on device')
     assert save.read_text() == 'old'
 
 
@@ -167,9 +153,9 @@ def test_a_full_disk_is_one_line_with_the_os_reason(tiny_tmpfs, capsys, fashion_
 ])
 def test_a_too_small_resize_is_one_line_for_every_variant(capsys, fashion_mnist_dir, tmp_path,
                                                           model, args, words):
-    status, out, err = _main(capsys, 'train', model, *args, *TINY, '--checkpoint',
+    status, out, err = run_cli(capsys, 'train', model, *args, *TINY, '--checkpoint',
                              tmp_path / 'c.ckpt', '--data-dir', fashion_mnist_dir)
-    _one_line_error(status, err, 'too small for this network', *words)
+    one_line_error(status, err, 'too small for this network', *words)
     assert out == '' and not (tmp_path / 'c.ckpt').exists()  # before 'training on'
 
 
@@ -182,9 +168,9 @@ def test_a_batch_too_big_for_memory_is_refused_with_the_estimate(capsys, fashion
                                                                  tmp_path, monkeypatch, args,
                                                                  words):
     monkeypatch.setattr(sizes, 'free_memory', lambda ctx: 8 << 30, raising=False)
-    status, out, err = _main(capsys, 'train', 'lenet', *args, *TINY, '--checkpoint',
+    status, out, err = run_cli(capsys, 'train', 'lenet', *args, *TINY, '--checkpoint',
                              tmp_path / 'c.ckpt', '--data-dir', fashion_mnist_dir)
-    _one_line_error(status, err, 'needs about', 'GiB to train', 'lower --resize or --batch-size',
+    one_line_error(status, err, 'needs about', 'GiB to train', 'lower --resize or --batch-size',
                     *words)
     assert out == ''
 
@@ -212,25 +198,25 @@ def test_the_memory_estimate_counts_activations_and_parameters():
      ['--batch-size 1000000000 is larger than the', 'training examples: use at most']),
 ])
 def test_bad_run_options_are_one_line(capsys, fashion_mnist_dir, tmp_path, args, words):
-    status, out, err = _main(capsys, 'train', 'lenet', '--epochs', '1', *args, '--checkpoint',
+    status, out, err = run_cli(capsys, 'train', 'lenet', '--epochs', '1', *args, '--checkpoint',
                              tmp_path / 'c.ckpt', '--data-dir', fashion_mnist_dir)
-    _one_line_error(status, err, *words)
+    one_line_error(status, err, *words)
     assert out == ''
 
 
 def test_ctx_gpu_is_gpu_0(capsys, monkeypatch):
     monkeypatch.setattr(devices, 'num_gpus', lambda: 0)
-    status, _, err = _main(capsys, 'train', 'lenet', '--ctx', 'gpu')
-    _one_line_error(status, err, "context 'gpu' asks for GPU 0 but 0 GPU(s) are visible",
+    status, _, err = run_cli(capsys, 'train', 'lenet', '--ctx', 'gpu')
+    one_line_error(status, err, "context 'gpu' asks for GPU 0 but 0 GPU(s) are visible",
                     '--ctx cpu')
 
 
 def test_resize_0_is_the_images_own_size(capsys, fashion_mnist_dir, tmp_path):
-    status, _, err = _main(capsys, 'train', 'lenet', '--resize', '0', *TINY, '--checkpoint',
+    status, _, err = run_cli(capsys, 'train', 'lenet', '--resize', '0', *TINY, '--checkpoint',
                            tmp_path / 'c.ckpt', '--data-dir', fashion_mnist_dir)
     assert status == 0, err
     assert load_checkpoint(str(tmp_path / 'c.ckpt'))['config']['resize'] is None
-    status, out, _ = _main(capsys, 'train', '--help')
+    status, out, _ = run_cli(capsys, 'train', '--help')
     assert status == 0 and 'resize images to NxN; 0: their own size' in ' '.join(out.split())
 
 
@@ -251,29 +237,29 @@ def test_a_thread_count_mxnet_would_abort_on_is_one_line(name, value):
 def test_a_file_or_folder_given_for_the_other_is_named_as_such(capsys, monkeypatch, tmp_path):
     afile = tmp_path / 'README.md'
     afile.write_text('not data')
-    status, _, err = _main(capsys, 'train', 'lenet', '--data-dir', afile)
-    _one_line_error(status, err, f'--data-dir {afile} is a file, not a folder')
-    status, _, err = _main(capsys, 'train', 'lenet', '--resume', tmp_path)
-    _one_line_error(status, err, f'checkpoint {tmp_path} is a folder, not a checkpoint file')
+    status, _, err = run_cli(capsys, 'train', 'lenet', '--data-dir', afile)
+    one_line_error(status, err, f'--data-dir {afile} is a file, not a folder')
+    status, _, err = run_cli(capsys, 'train', 'lenet', '--resume', tmp_path)
+    one_line_error(status, err, f'checkpoint {tmp_path} is a folder, not a checkpoint file')
     monkeypatch.setenv('GLUON_CLASSICS_DATA', str(afile))
-    status, _, err = _main(capsys, 'train', 'lenet', '--checkpoint', tmp_path / 'c.ckpt')
-    _one_line_error(status, err, f'GLUON_CLASSICS_DATA={afile} is a file, not a folder')
+    status, _, err = run_cli(capsys, 'train', 'lenet', '--checkpoint', tmp_path / 'c.ckpt')
+    one_line_error(status, err, f'GLUON_CLASSICS_DATA={afile} is a file, not a folder')
 
 
 # ---------------------------------------------------------------- 8: advice that can be followed
 
 def test_the_model_advice_can_be_followed(runs, capsys, fashion_mnist_dir, tmp_path):
     ckpt = runs / 'alexnet.params.ckpt'
-    status, _, err = _main(capsys, 'evaluate', 'lenet', '--params', ckpt)
-    _one_line_error(status, err, 'holds alexnet --variant small: use alexnet')
-    status, out, err = _main(capsys, 'evaluate', 'alexnet', '--params', ckpt,
+    status, _, err = run_cli(capsys, 'evaluate', 'lenet', '--params', ckpt)
+    one_line_error(status, err, 'holds alexnet --variant small: use alexnet')
+    status, out, err = run_cli(capsys, 'evaluate', 'alexnet', '--params', ckpt,
                              '--data-dir', fashion_mnist_dir)  # as told
     assert status == 0 and out.startswith('test acc '), err
-    status, _, err = _main(capsys, 'train', 'lenet', '--resume', ckpt)
-    _one_line_error(status, err, "which records 'alexnet': use alexnet to finish that run")
-    status, _, err = _main(capsys, 'evaluate', 'alexnet', '--params', runs / 'lenet.params',
+    status, _, err = run_cli(capsys, 'train', 'lenet', '--resume', ckpt)
+    one_line_error(status, err, "which records 'alexnet': use alexnet to finish that run")
+    status, _, err = run_cli(capsys, 'evaluate', 'alexnet', '--params', runs / 'lenet.params',
                            '--data-dir', fashion_mnist_dir)
-    _one_line_error(status, err, 'cannot be loaded into this AlexNet', 'is missing in file')
+    one_line_error(status, err, 'cannot be loaded into this AlexNet', 'is missing in file')
     assert 'allow_missing' not in err
 
 
@@ -283,7 +269,7 @@ def test_resuming_a_finished_run_trains_nothing(runs, capsys, tmp_path):
     ckpt = tmp_path / 'lenet.ckpt'
     shutil.copy(runs / 'lenet.params.ckpt', ckpt)
     before = load_checkpoint(str(ckpt))
-    status, out, err = _main(capsys, 'train', 'lenet', '--resume', ckpt,
+    status, out, err = run_cli(capsys, 'train', 'lenet', '--resume', ckpt,
                              '--save', tmp_path / 'again.params')
     assert status == 0 and err == '', err
     assert f'{ckpt} already holds 1 epoch (asked for 1): nothing to train' in out
@@ -330,11 +316,11 @@ def test_two_runs_without_paths_are_told_they_share_the_default_checkpoint(
         text=True, env=dict(os.environ, PYTHONPATH=ROOT))
     try:
         assert holder.stdout.readline() == 'held\n'
-        status, out, err = _main(capsys, 'train', 'lenet', *TINY, '--data-dir',
+        status, out, err = run_cli(capsys, 'train', 'lenet', *TINY, '--data-dir',
                                  fashion_mnist_dir)
     finally:
         holder.communicate('', timeout=60)
-    _one_line_error(status, err, f'another run (pid {holder.pid}) is writing the default '
+    one_line_error(status, err, f'another run (pid {holder.pid}) is writing the default '
                     f'checkpoint runs/lenet-d2l.ckpt', 'without --checkpoint or --save',
                     'give this run its own with --checkpoint PATH')
     assert out == ''
@@ -426,7 +412,7 @@ def test_the_chance_warning_follows_the_evidence(history, warns):
 
 
 def test_the_chapters_first_epoch_is_not_warned_about(capsys, fashion_mnist_dir, tmp_path):
-    status, out, err = _main(capsys, 'train', 'lenet', '--epochs', '1', '--num-examples', '2000',
+    status, out, err = run_cli(capsys, 'train', 'lenet', '--epochs', '1', '--num-examples', '2000',
                              '--seed', '0', '--metrics', tmp_path / 'm.json', '--checkpoint',
                              tmp_path / 'c.ckpt', '--data-dir', fashion_mnist_dir)
     assert status == 0

@@ -16,6 +16,7 @@ from gluon_classics.data import ArrayLoader
 from gluon_classics.data.fashion_mnist import FASHION_MNIST_TEXT_LABELS
 from gluon_classics.training.report import (evaluation_report, find_mistakes, format_report,
                                             most_confused)
+from helpers import run_cli
 
 
 class _Guess(gluon.HybridBlock):
@@ -73,13 +74,6 @@ def test_find_mistakes_returns_the_first_n_wrong_in_order():
     assert t.tolist() == [1, 0, 2, 0] and seen == 9
 
 
-def _main(capsys, *args):
-    try:
-        status = cli.main([str(a) for a in args])
-    except SystemExit as stop:
-        status = stop.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 @pytest.fixture(scope='module')
@@ -95,7 +89,7 @@ def lenet_params(tmp_path_factory, fashion_mnist_dir):
 def test_evaluate_report_writes_the_matrix_its_accuracy_printed(lenet_params, tmp_path,
                                                                  capsys, fashion_mnist_dir):
     data = ['--data-dir', fashion_mnist_dir, '--activation', 'relu']
-    status, out, err = _main(capsys, 'evaluate', 'lenet', '--params', lenet_params, *data,
+    status, out, err = run_cli(capsys, 'evaluate', 'lenet', '--params', lenet_params, *data,
                              '--report', tmp_path / 'report')
     assert status == 0, err
     lines = out.strip().splitlines()
@@ -120,13 +114,13 @@ def test_evaluate_report_writes_the_matrix_its_accuracy_printed(lenet_params, tm
     png = matplotlib.image.imread(tmp_path / 'report' / 'confusion.png')
     assert png.shape[0] > 600 and png.shape[1] > 600  # 10 classes, counts readable
     # the plain evaluate of the same parameters prints the same accuracy
-    status, out, _ = _main(capsys, 'evaluate', 'lenet', '--params', lenet_params, *data)
+    status, out, _ = run_cli(capsys, 'evaluate', 'lenet', '--params', lenet_params, *data)
     assert status == 0 and out == f'test acc {acc}\n'
 
 
 def test_evaluate_report_refuses_a_bad_folder_before_reading(tmp_path, capsys):
     (tmp_path / 'file').write_text('')
-    status, _, err = _main(capsys, 'evaluate', 'lenet', '--params', tmp_path / 'file',
+    status, _, err = run_cli(capsys, 'evaluate', 'lenet', '--params', tmp_path / 'file',
                            '--report', tmp_path / 'file', '--data-dir', tmp_path / 'nowhere')
     assert status == 2
     assert err == f'gluon-classics: error: cannot write into --report {tmp_path / "file"}: it ' \
@@ -140,7 +134,7 @@ def test_predict_only_wrong_draws_only_mistakes_marked(lenet_params, tmp_path, c
     monkeypatch.setattr(commands, 'show_images', lambda images, *grid, titles, path: (
         drawn.append((images, titles)), real(images, *grid, titles=titles, path=path)))
     data = ['--data-dir', fashion_mnist_dir, '--activation', 'relu']
-    status, out, err = _main(capsys, 'predict', 'lenet', '--params', lenet_params, *data,
+    status, out, err = run_cli(capsys, 'predict', 'lenet', '--params', lenet_params, *data,
                              '--num', '12', '--only-wrong', '--out', tmp_path / 'wrong.png')
     assert status == 0, err
     seen = int(re.fullmatch(r'saved the 12 misclassified images among the first (\d+) test '
@@ -153,7 +147,7 @@ def test_predict_only_wrong_draws_only_mistakes_marked(lenet_params, tmp_path, c
     assert (tmp_path / 'wrong.png').stat().st_size > 0
     # the same mistakes as a plain predict of the first `seen` images shows, in order
     drawn.clear()
-    status, _, err = _main(capsys, 'predict', 'lenet', '--params', lenet_params, *data,
+    status, _, err = run_cli(capsys, 'predict', 'lenet', '--params', lenet_params, *data,
                            '--num', seen, '--out', tmp_path / 'all.png')
     assert status == 0, err
     _, all_titles = drawn[0]

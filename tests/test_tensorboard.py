@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from tensorboardX.proto.event_pb2 import Event
 
-from gluon_classics import cli
 from gluon_classics.training import fit
 from gluon_classics.training.tensorboard import LR_TAG, SCALARS, TensorBoardLogger
+from helpers import run_cli
 
 
 def _scalars(folder):
@@ -48,19 +48,12 @@ def test_fit_with_the_logger_writes_the_history_and_the_epochs_rate(tmp_path,
              [0.05 * (1 + math.cos(math.pi * e / 3)) / 2 for e in range(3)])
 
 
-def _main(capsys, *args):
-    try:
-        status = cli.main([str(a) for a in args])
-    except SystemExit as stop:
-        status = stop.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def test_cli_train_tensorboard_holds_the_metrics(tmp_path, capsys, fashion_mnist_dir,
                                                  monkeypatch):
     monkeypatch.chdir(tmp_path)
-    status, _, err = _main(capsys, 'train', 'lenet', '--epochs', '2', '--num-examples', '1500',
+    status, _, err = run_cli(capsys, 'train', 'lenet', '--epochs', '2', '--num-examples', '1500',
                            '--seed', '0', '--metrics', 'm.json', '--tensorboard', 'runs/tb',
                            '--data-dir', fashion_mnist_dir)
     assert status == 0, err
@@ -70,7 +63,7 @@ def test_cli_train_tensorboard_holds_the_metrics(tmp_path, capsys, fashion_mnist
 
 def test_cli_refuses_a_file_as_tensorboard_folder_before_reading(tmp_path, capsys):
     (tmp_path / 'file').write_text('')
-    status, _, err = _main(capsys, 'train', 'lenet', '--tensorboard', tmp_path / 'file',
+    status, _, err = run_cli(capsys, 'train', 'lenet', '--tensorboard', tmp_path / 'file',
                            '--data-dir', tmp_path / 'nowhere')
     assert status == 2
     assert err == f'gluon-classics: error: cannot write into --tensorboard {tmp_path / "file"}: ' \
