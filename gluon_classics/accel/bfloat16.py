@@ -88,7 +88,7 @@ def advice(cpuinfo='/proc/cpuinfo', amx_on=None):
 def hint(net, ctxs, hybridize=True, cpuinfo='/proc/cpuinfo'):
     """A one-line hint for training ``net`` in float32 where bfloat16 could run and
     measured at least :data:`HINT_AT` times faster for it on this CPU class, else None."""
-    if _refusal(net, ctxs, hybridize) is not None:
+    if _refusal(net, ctxs, hybridize, cpuinfo) is not None:
         return None
     m = lookup(*_network(net), *cpu_class(cpuinfo))
     if m is None or m['speedup'] < HINT_AT:
@@ -98,7 +98,7 @@ def hint(net, ctxs, hybridize=True, cpuinfo='/proc/cpuinfo'):
             f"here, in other numbers (opt-in; docs/training.md)")
 
 
-def _refusal(net, ctxs, hybridize):
+def _refusal(net, ctxs, hybridize, cpuinfo='/proc/cpuinfo'):
     """Why ``net`` cannot train in bfloat16 on ``ctxs`` (one line), or None."""
     from .graph import chain_layers, supported  # the graph module imports this one
     where = 'dtype bfloat16'
@@ -109,9 +109,9 @@ def _refusal(net, ctxs, hybridize):
                 f'{", ".join(map(str, ctxs))}: use float32 there')
     if not mx.runtime.Features().is_enabled('MKLDNN'):
         return f'{where} needs an MXNet build with oneDNN (MKLDNN); this one has none: use float32'
-    if cpu_class()[1] is None:
+    if cpu_class(cpuinfo)[1] is None:
         return (f'{where} needs a CPU with AVX512_BF16 or AMX (bfloat16 instructions); '
-                f'{cpu_info()[0]} has neither: use float32')
+                f'{cpu_info(cpuinfo)[0]} has neither: use float32')
     layers = chain_layers(net)
     if layers is None or not supported(layers):
         return (f'{where} applies to nets whose forward is a chain of float32 Conv2D, '
