@@ -93,7 +93,8 @@ def _check_folder(folder, label):
     if not os.access(existing, os.W_OK | os.X_OK):
         raise OutputError(f'cannot write {label}: folder {existing} is not writable; '
                           f'choose a path in a writable folder')
-    if existing == folder:  # try it: access() can say yes where a write fails (NFS, FUSE, a security module)
+    # try it: access() can say yes where a write fails (NFS, FUSE, a security module)
+    if existing == folder:
         try:
             fd, probe = tempfile.mkstemp(dir=folder, prefix='.gluon_classics-probe.')
             os.close(fd)
