@@ -36,8 +36,8 @@ import mxnet as mx
 from ..utils.devices import cpu_info
 from ..utils.outputs import cache_dir as _cache_dir
 
-__all__ = ['SOURCE', 'NO_COMPILER', 'NO_COMPILER_PREFIX', 'MARCH_ENV', 'TIMEOUTS', 'find_compiler', 'plan',
-           'library', 'describe', 'message_line']
+__all__ = ['SOURCE', 'NO_COMPILER', 'NO_COMPILER_PREFIX', 'MARCH_ENV', 'TIMEOUTS', 'find_compiler',
+           'plan', 'library', 'describe', 'message_line']
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'conv_pool.cc')
 NO_COMPILER_PREFIX = 'off: no C++ compiler'  # the statuses doctor hints on
