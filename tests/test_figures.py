@@ -86,7 +86,8 @@ def test_speed_chart_data_are_the_logs_tables_and_readme_has_the_headline(tmp_pa
         for ratio in ratios:
             assert any(abs(q - ratio) < 0.006 for q in quoted), (page, ratio)
     labels = speed_chart.draw(data, str(tmp_path / 'speed.png'))
-    assert len(labels) == 5 and labels[0].startswith('AVX-512 CPU, 2 threads\nour operators')
+    assert len(labels) == 6 and labels[0].startswith('AVX-512 CPU, after issues 32-36, 2 '
+                                                     'threads\nour operators')
     assert (tmp_path / 'speed.png').read_bytes()[:8] == PNG
 
 
