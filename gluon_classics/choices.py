@@ -7,7 +7,7 @@ answers without importing MXNet; the library's modules export them where they ar
 (``training.OPTIMIZERS``, ``accel.MODES``, ``accel.DTYPES``...).
 """
 
-__all__ = ['OPTIMIZERS', 'SCHEDULES', 'DTYPES', 'ACCEL_MODES', 'ACCEL_ENV']
+__all__ = ['OPTIMIZERS', 'SCHEDULES', 'DTYPES', 'ACCEL_MODES', 'ACCEL_ENV', 'EXPORT_FORMATS']
 
 # name -> (what it is, gluon 'sgd' arguments besides the learning rate, its schedule
 # unless the recipe or the caller names one).
@@ -38,3 +38,9 @@ ACCEL_MODES = {
     'off': 'the plain graph: net(X) and the loss, as written',
 }
 ACCEL_ENV = 'GLUON_CLASSICS_ACCEL'
+
+# What `gluon-classics export` writes (gluon_classics.export): format -> what it is.
+EXPORT_FORMATS = {
+    'onnx': "ONNX, checked by ONNX Runtime (the 'export' extra: onnx, onnxruntime)",
+    'mxnet': "MXNet's symbol + params (net.export), reloaded and checked",
+}

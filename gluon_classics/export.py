@@ -16,12 +16,14 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
+from .choices import EXPORT_FORMATS
+from .utils.devices import net_ctx
 from .utils.extras import require
 from .utils.outputs import atomic_write, check_output
 
 __all__ = ['export_onnx', 'export_mxnet', 'compare', 'ExportMismatch', 'FORMATS', 'OPSET']
 
-FORMATS = ('onnx', 'mxnet')
+FORMATS = tuple(EXPORT_FORMATS)
 # MXNet 1.9.1's exporter translates every operator for opset 13 at the newest (its
 # _op_translations_opset13), but stamps the installed onnx's newest opset on the file (23 for
 # onnx 1.18): the file declares 13, which the checker validates and older runtimes load.
@@ -34,7 +36,7 @@ class ExportMismatch(ValueError):
 
 def _ready(net, input_shape):
     """``net`` hybridized with its graph built for one ``(1,) + input_shape`` batch."""
-    ctx = next(iter(net.collect_params().values())).list_ctx()[0]
+    ctx = net_ctx(net)
     net.hybridize()
     net(mx.nd.zeros((1,) + tuple(input_shape), ctx=ctx))
     return ctx
@@ -115,7 +117,7 @@ def compare(run, net, data_iter, tolerance=1e-4):
         ``images``, ``same_argmax`` (how many share the net's argmax), ``max_abs_diff`` (the
         largest logit difference) and ``tolerance``.
     """
-    ctx = next(iter(net.collect_params().values())).list_ctx()[0]
+    ctx = net_ctx(net)
     images = same = 0
     worst = 0.0
     for X, _ in data_iter:

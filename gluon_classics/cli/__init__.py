@@ -9,6 +9,7 @@ import importlib
 import sys
 import warnings
 
+from ..utils.extras import MissingExtra
 from ..utils.outputs import release_outputs
 from .errors import UsageError, one_line, show_warning, signals
 from .parser import build_parser, command_of
@@ -30,8 +31,8 @@ def main(argv=None):
         with signals, warnings.catch_warnings():
             warnings.showwarning = show_warning
             return args.func(args) or 0
-    except ImportError as err:  # MXNet unusable: _backend's BackendError is one line
-        if type(err).__name__ != 'BackendError':
+    except ImportError as err:  # MXNet unusable (_backend's BackendError), an extra missing
+        if type(err).__name__ != 'BackendError' and not isinstance(err, MissingExtra):
             raise
         print(f'gluon-classics: error: {one_line(err).removeprefix("gluon_classics: ")}',
               file=sys.stderr)

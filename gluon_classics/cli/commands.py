@@ -17,12 +17,11 @@ from ..utils.devices import loader_ctx, resolve_ctx
 from ..utils.outputs import check_output, check_output_dir, figure_format
 from ..utils.plots import show_images
 from .errors import UsageError, signals
-# issue 32: export, the evaluation report, TensorBoard
 from ..export import export_mxnet, export_onnx
 from ..training.report import (REPORT_FILES as EVAL_REPORT_FILES, evaluation_report,
                                find_mistakes, format_report, write_report)
 from ..training.tensorboard import TensorBoardLogger
-from ..utils.extras import MissingExtra, require
+from ..utils.extras import require
 
 __all__ = ['cmd_shapes', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_ablate',
            'cmd_features', 'cmd_doctor', 'cmd_launch', 'cmd_export']
@@ -67,18 +66,9 @@ def cmd_train(args, parallel=None):
     return 0
 
 
-def _extra(extra, feature):
-    """An optional extra's modules, or the one line that says which extra to install."""
-    try:
-        return require(extra, feature)
-    except MissingExtra as err:
-        raise UsageError(str(err)) from None
-
-
 def _tensorboard(args):
     if not getattr(args, 'tensorboard', None):
         return None
-    _extra('tensorboard', '--tensorboard')
     return TensorBoardLogger(args.tensorboard, what='--tensorboard')
 
 
@@ -217,10 +207,9 @@ def cmd_launch(args):
     return run_launch(args)
 
 
-# issue 32: the trained net out of MXNet, checked on the test set
 def cmd_export(args):
     if args.format == 'onnx':
-        _extra('export', 'gluon-classics export')
+        require('export', 'gluon-classics export')  # before the data is read
         check_output(args.out, '--out')
     else:
         for suffix in ('-symbol.json', '-0000.params'):

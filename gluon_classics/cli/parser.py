@@ -171,7 +171,6 @@ def _add_train(p):
                    + f' (default ${ACCEL_ENV}, else on)')
     # None = not given: the recipe's value, or with --resume the checkpoint's
     p.set_defaults(func=_command('cmd_train'), variant=None, dataset=None)
-    # issue 32: TensorBoard's event files
     p.add_argument('--tensorboard', metavar='DIR',
                    help="per-epoch loss, accuracies, learning rate and examples/s as TensorBoard "
                         "scalars in DIR (the 'tensorboard' extra: tensorboardX)")
@@ -185,7 +184,6 @@ def _add_evaluate(p):
     p.add_argument('--split', choices=['test', 'train'], default='test',
                    help='which split to score (default test)')
     p.set_defaults(func=_command('cmd_evaluate'))
-    # issue 32: the evaluation report
     p.add_argument('--report', metavar='DIR',
                    help='also print the loss, per-class accuracy and the most confused pairs, '
                         'and write the confusion matrix to DIR as confusion.csv (counts) and '
@@ -253,15 +251,15 @@ def _add_features(p):
 
 
 
-# issue 32: the trained net out of MXNet
 def _add_export(p):
     _add_trained_model_args(p)
     p.add_argument('--out', required=True, metavar='PATH',
                    help='F.onnx; with --format mxnet a prefix: PREFIX-symbol.json and '
                         'PREFIX-0000.params')
-    p.add_argument('--format', choices=['onnx', 'mxnet'], default='onnx',  # export.FORMATS
-                   help="onnx (default; the 'export' extra: onnx, onnxruntime) or mxnet "
-                        '(net.export)')
+    from ..choices import EXPORT_FORMATS
+    p.add_argument('--format', choices=list(EXPORT_FORMATS), default='onnx',
+                   help='; '.join(f'{k}: {v}' for k, v in EXPORT_FORMATS.items()) +
+                   ' (default onnx)')
     p.add_argument('--batch-size', type=int, default=1000,
                    help='batch size of the check on the test set (default 1000)')
     p.set_defaults(func=_command('cmd_export'))

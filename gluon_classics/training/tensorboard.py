@@ -31,7 +31,7 @@ class TensorBoardLogger:
     """
 
     def __init__(self, logdir, what=None):
-        (self._tbx,) = require('tensorboard', 'TensorBoardLogger')
+        (self._tbx,) = require('tensorboard', what or 'TensorBoardLogger')
         check_output_dir(logdir, what=what)
         self.logdir, self._writer = logdir, None
 
