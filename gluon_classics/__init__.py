@@ -13,6 +13,8 @@ import importlib
 import importlib.util
 import sys
 
+from ._lazy import lazy_names
+
 __version__ = '0.2.0'
 
 # Each public name and the submodule it comes from.
@@ -27,7 +29,7 @@ _NAMES = {
     'utils.devices': ('try_all_gpus', 'try_gpu'),
     'utils.plots': ('plot_history', 'show_images'),
 }
-_WHERE = {name: module for module, names in _NAMES.items() for name in names}
+__getattr__, __dir__ = lazy_names(__name__, _NAMES)
 
 __all__ = ['lenet', 'alexnet', 'get_model', 'print_shapes', 'layer_shapes', 'count_parameters',
            'check_input_shape', 'try_gpu', 'try_all_gpus', 'load_data_fashion_mnist',
@@ -35,18 +37,6 @@ __all__ = ['lenet', 'alexnet', 'get_model', 'print_shapes', 'layer_shapes', 'cou
            'train_ch5', 'evaluate_accuracy', 'train_ch6', 'evaluate_accuracy_gpu', 'fit',
            'plot_history',
            'ablate', 'feature_maps', 'activation_stats', 'export_onnx']
-
-
-def __getattr__(name):
-    if name not in _WHERE:
-        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    value = getattr(importlib.import_module(f'.{_WHERE[name]}', __name__), name)
-    globals()[name] = value  # once
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_WHERE))
 
 
 class _MXNetThroughBackend:

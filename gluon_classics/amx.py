@@ -104,18 +104,8 @@ def _say(text):
 
 def _cpu(cpuinfo=None):
     """(flags, the CPU's identity for the cache) of the first CPU in ``cpuinfo``."""
-    fields = {}
-    try:
-        with open(cpuinfo or CPUINFO) as f:
-            for line in f:
-                key, _, value = line.partition(':')
-                key = key.strip()
-                if key in ('vendor_id', 'cpu family', 'model', 'model name', 'stepping', 'flags'):
-                    fields.setdefault(key, value.strip())
-                if key == 'flags':
-                    break
-    except OSError:
-        pass
+    from .utils.cpuinfo import first_cpu  # standard library only, like this module
+    fields = first_cpu(cpuinfo or CPUINFO)
     ident = ', '.join(f'{k} {fields.get(k, "?")}' for k in ('model name', 'cpu family', 'model',
                                                             'stepping'))
     return set(fields.get('flags', '').split()), ident

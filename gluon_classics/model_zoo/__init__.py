@@ -6,10 +6,10 @@ by ``get_vgg``). ``MODELS`` holds one entry per model: the factory, the
 variant table and the chapter's training recipe. The CLI's choices and help
 texts and ``fit``'s defaults are read from it.
 """
-import importlib
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+from .._lazy import lazy_names
 from .spec import ALEXNET_VARIANTS, LENET_VARIANTS
 
 # The networks and their summaries import MXNet: on first use (PEP 562), so that the
@@ -17,19 +17,7 @@ from .spec import ALEXNET_VARIANTS, LENET_VARIANTS
 _LAZY = {'lenet': ('lenet', 'LeNet', 'ACTIVATIONS'), 'alexnet': ('alexnet', 'AlexNet'),
          'summary': ('check_input_shape', 'count_parameters', 'layer_shapes', 'leaves',
                      'print_shapes')}
-_WHERE = {name: module for module, names in _LAZY.items() for name in names}
-
-
-def __getattr__(name):
-    if name not in _WHERE:
-        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    value = getattr(importlib.import_module(f'.{_WHERE[name]}', __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
 
 
 def _factory(name):

@@ -6,6 +6,7 @@ import os
 import numpy as np
 from mxnet import gluon
 
+from ..utils.devices import net_ctx
 from ..utils.outputs import write_text
 from ..utils.plots import plot_confusion
 
@@ -13,10 +14,6 @@ __all__ = ['evaluation_report', 'most_confused', 'format_report', 'write_report'
            'find_mistakes', 'REPORT_FILES']
 
 REPORT_FILES = ('confusion.csv', 'confusion.png')
-
-
-def _net_ctx(net):
-    return next(iter(net.collect_params().values())).list_ctx()[0]
 
 
 def evaluation_report(net, data_iter, class_names=None, ctx=None):
@@ -30,7 +27,7 @@ def evaluation_report(net, data_iter, class_names=None, ctx=None):
         ``per_class`` (accuracy per true class; NaN for a class with no examples) and
         ``confused`` (:func:`most_confused`).
     """
-    ctx = ctx or _net_ctx(net)
+    ctx = ctx or net_ctx(net)
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     matrix, loss_sum = None, 0.0
     for X, y in data_iter:
@@ -100,7 +97,7 @@ def write_report(report, folder, what=None):
 def find_mistakes(net, data_iter, n=8, ctx=None):
     """The first ``n`` examples of ``data_iter`` that ``net`` gets wrong, as :func:`predict`
     returns them (``images``, ``true``, ``pred``), and how many examples were looked at."""
-    ctx = ctx or _net_ctx(net)
+    ctx = ctx or net_ctx(net)
     images, true, pred, got, seen = [], [], [], 0, 0
     for X, y in data_iter:
         X = X.as_in_context(ctx)

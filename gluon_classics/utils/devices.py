@@ -17,9 +17,10 @@ import mxnet as mx
 
 from ..errors import Fixable
 from . import cuda
+from .cpuinfo import first_cpu
 
 __all__ = ['try_gpu', 'try_all_gpus', 'num_gpus', 'parse_ctx', 'ctx_list', 'resolve_ctx',
-           'loader_ctx', 'gpu_verdict', 'cpu_info', 'cpu_vendor', 'DeviceError']
+           'loader_ctx', 'net_ctx', 'gpu_verdict', 'cpu_info', 'cpu_vendor', 'DeviceError']
 
 
 class DeviceError(Fixable, ValueError):
@@ -186,31 +187,18 @@ def loader_ctx(ctxs):
     return ctxs[0] if len(ctxs) == 1 else mx.cpu()
 
 
+def net_ctx(net):
+    """The context of ``net``'s parameters (its first one, for a net on several)."""
+    return next(iter(net.collect_params().values())).list_ctx()[0]
+
+
 def cpu_info(cpuinfo='/proc/cpuinfo'):
     """Model name, logical CPUs and the set of ISA flags of the first CPU in ``cpuinfo``."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open(cpuinfo) as f:
-            for line in f:
-                key, _, value = line.partition(':')
-                if key.strip() == 'model name':
-                    model = value.strip()
-                elif key.strip() == 'flags':
-                    flags = set(value.split())
-                    break
-    except OSError:
-        pass
-    return model, os.cpu_count(), flags
+    fields = first_cpu(cpuinfo)
+    model = fields.get('model name') or platform.processor() or platform.machine()
+    return model, os.cpu_count(), set(fields.get('flags', '').split())
 
 
 def cpu_vendor(cpuinfo='/proc/cpuinfo'):
     """The first CPU's ``vendor_id`` (``GenuineIntel``, ``AuthenticAMD``), or None."""
-    try:
-        with open(cpuinfo) as f:
-            for line in f:
-                key, _, value = line.partition(':')
-                if key.strip() == 'vendor_id':
-                    return value.strip()
-    except OSError:
-        pass
-    return None
+    return first_cpu(cpuinfo).get('vendor_id')
