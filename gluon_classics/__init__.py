@@ -44,7 +44,11 @@ class _MXNetThroughBackend:
 
     d2l's listings write ``import gluon_classics as d2l`` and then ``from mxnet import
     np``: MXNet gets _backend's checks and thread count (all cores) all the same.
+    MXNet is imported in ``create_module``, not in ``find_spec``: a module that
+    appears during ``find_spec`` is imported a second time from its own spec
+    (Python's import system), a second ``mxnet`` without its submodules bound.
     """
+    _spec = None  # MXNet's own spec, given back once it is imported
 
     @classmethod
     def find_spec(cls, name, path=None, target=None):
@@ -54,16 +58,18 @@ class _MXNetThroughBackend:
             sys.meta_path.remove(cls)
         if f'{__name__}._backend' in sys.modules:  # _backend itself is importing it
             return None
-        importlib.import_module('._backend', __name__)  # imports MXNet, or one line
         return importlib.util.spec_from_loader(name, cls)
 
-    @staticmethod
-    def create_module(spec):
-        return sys.modules['mxnet']  # imported above
+    @classmethod
+    def create_module(cls, spec):
+        importlib.import_module('._backend', __name__)  # imports MXNet, or one line
+        module = sys.modules['mxnet']
+        cls._spec = module.__spec__
+        return module
 
-    @staticmethod
-    def exec_module(module):
-        pass
+    @classmethod
+    def exec_module(cls, module):
+        module.__spec__ = cls._spec  # the import system set ours on it
 
 
 if 'mxnet' not in sys.modules:

@@ -13,7 +13,8 @@ from . import amx
 from ._backend import PRELOADED, _numpy_too_new, mx
 from .data.fashion_mnist import FASHION_MNIST, IDX_FILES, resolve_folder
 from .data.idx import IMAGES_MAGIC, LABELS_MAGIC, check_idx_file, find_file
-from .accel import bfloat16, build, kernels, resolve_mode
+from .accel import bfloat16, build, kernels
+from .training.config import resolve_accel
 from .utils import cuda, devices
 from .utils.devices import cpu_info
 
@@ -40,7 +41,7 @@ def _cpu(cpuinfo='/proc/cpuinfo'):
 
 def _accel_mode():
     try:
-        return resolve_mode()
+        return resolve_accel()
     except ValueError as err:  # a bad $GLUON_CLASSICS_ACCEL: the report still comes
         return f'invalid ({err})'
 

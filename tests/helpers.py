@@ -195,3 +195,11 @@ def elf(path, sections):
         '<HHIQQQIHHHHHH', 3, 62, 1, 0, 0, 64 + len(body), 0, 64, 0, 0, 64, len(headers), 1)
     path.write_bytes(header + body + b''.join(headers))
     return str(path)
+
+
+def fast_objective(net, ctxs, dtype='float32', mode='on'):
+    """The accelerator's graph of ``net`` for the chapter's objective, or None: what the
+    loop asks ``gluon_classics.accel.objective`` for, with the plain graph as fallback."""
+    from gluon_classics.accel import objective as accelerated
+    from gluon_classics.training.objective import objective, plain_objective
+    return accelerated(net, ctxs, objective, plain_objective(net), dtype=dtype, mode=mode)

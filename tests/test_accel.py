@@ -1,5 +1,5 @@
 """The fast path is exact or steps aside, also when the net or the request changes
-after its graph was built; and its one switch (accel=, accel.mode(), $GLUON_CLASSICS_ACCEL).
+after its graph was built; and its one switch (accel=, else $GLUON_CLASSICS_ACCEL).
 
 Each case compares the public ``make_objective`` (what ``train_ch5`` trains on)
 with plain autograd on ``net(X)``: loss, every parameter gradient and the
@@ -15,7 +15,8 @@ from gluon_classics import accel, alexnet, lenet, train_ch5
 from gluon_classics.model_zoo.lenet import LeNet
 from gluon_classics.accel import bfloat16
 from gluon_classics.training import make_objective, plain_objective
-from gluon_classics.training.objective import _Objective
+from gluon_classics.training.config import resolve_accel
+from gluon_classics.training.objective import _Graph
 from helpers import HAVE_COMPILER
 
 OURS = HAVE_COMPILER  # else the graph runs on MXNet's operators
@@ -166,7 +167,7 @@ def test_a_hook_added_after_the_graph_is_built_runs():
 
 
 @pytest.mark.parametrize('mode, kind', [('on', accel.FastObjective),
-                                        ('graph', accel.FastObjective), ('off', _Objective)])
+                                        ('graph', accel.FastObjective), ('off', _Graph)])
 def test_the_switch_as_an_argument(mode, kind):
     net, X, y = _net()
     objective = make_objective(net, [mx.cpu()], accel=mode)
@@ -176,14 +177,11 @@ def test_the_switch_as_an_argument(mode, kind):
     _assert_exact(objective, net, X, y)
 
 
-def test_the_switch_as_a_block_and_in_the_environment(monkeypatch):
+def test_the_switch_in_the_environment(monkeypatch):
     net, _, _ = _net()
-    with accel.mode('off'):
-        assert type(make_objective(net, [mx.cpu()])) is _Objective
-        with accel.mode('on'):  # the innermost block wins
-            assert isinstance(make_objective(net, [mx.cpu()]), accel.FastObjective)
+    assert isinstance(make_objective(net, [mx.cpu()]), accel.FastObjective)
     monkeypatch.setenv('GLUON_CLASSICS_ACCEL', 'off')
-    assert type(make_objective(net, [mx.cpu()])) is _Objective
+    assert type(make_objective(net, [mx.cpu()])) is _Graph
     assert isinstance(make_objective(net, [mx.cpu()], accel='on'), accel.FastObjective)
 
 
@@ -191,7 +189,7 @@ def test_a_bad_switch_is_one_line(monkeypatch):
     with pytest.raises(ValueError, match=r"^unknown fast-path mode 'fast' \(accel= or "
                                          r"\$GLUON_CLASSICS_ACCEL\): choose one of on, graph, "
                                          r"off$"):
-        accel.resolve_mode('fast')
+        resolve_accel('fast')
     monkeypatch.setenv('GLUON_CLASSICS_ACCEL', 'yes')
     with pytest.raises(ValueError, match="unknown fast-path mode 'yes'"):
         make_objective(lenet(), [mx.cpu()])

@@ -226,7 +226,7 @@ from mxnet import autograd, gluon, init, np, npx
 import gluon_classics as gc
 from gluon_classics.training import predict
 from gluon_classics.accel import objective as fast_objective
-from gluon_classics.training.objective import _Objective
+from gluon_classics.training.objective import objective, plain_objective
 npx.set_np()
 out = {}
 
@@ -262,8 +262,8 @@ for case, kwargs in cases.items():
     Xc = np.array(rng.random((32, 1, 28, 28)), dtype='float32')
     yc = np.array(rng.integers(0, 10, 32), dtype='int32')
     net(Xc)
-    fast = fast_objective(net, [mx.cpu()])
-    la, ca, ga = grads(_Objective(net), net, Xc, yc)
+    fast = fast_objective(net, [mx.cpu()], objective, plain_objective(net))
+    la, ca, ga = grads(plain_objective(net, hybridize=False), net, Xc, yc)
     lb, cb, gb = grads(fast, net, Xc, yc)
     out['onednn'][case] = dict(kind=type(fast).__name__, loss=[la, lb], count=[ca, cb],
                                grad=max(float(abs(a - b).max() / (abs(a).max() + 1e-12))

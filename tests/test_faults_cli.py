@@ -364,6 +364,15 @@ def test_mxnet_imported_after_the_package_still_goes_through_its_checks():
     run = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
                          env=env, timeout=120)
     assert run.returncode == 0 and run.stdout == 'True True\n', run.stderr
+    # one MXNet, imported once: its submodules bound (a second import of mxnet/__init__.py
+    # made a module without them, and try_gpu failed on mx.runtime) and its own spec
+    script = ('import gluon_classics, mxnet, sys\nfrom gluon_classics import try_gpu\n'
+              'print(sys.modules["mxnet"] is mxnet, mxnet.__spec__.origin == mxnet.__file__, '
+              'all(hasattr(mxnet, m) for m in ("runtime", "context", "autograd", "util")), '
+              'try_gpu())')
+    run = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert run.returncode == 0 and run.stdout == 'True True True cpu(0)\n', run.stderr
     env['OMP_NUM_THREADS'] = 'abc'  # the check before MXNet: one line, not an abort in C++
     run = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
                          env=env, timeout=120)

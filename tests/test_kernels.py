@@ -28,13 +28,13 @@ CHILD = '''
 import mxnet as mx
 from gluon_classics import lenet
 from gluon_classics.accel import build, kernels
-from gluon_classics.accel import objective as fast_objective
+from gluon_classics.training import make_objective
 net = lenet()
 net.initialize()
 net(mx.nd.zeros((2, 1, 28, 28)))
 print(kernels.describe())
 convolution = mx.nd.Convolution
-objective = fast_objective(net, [mx.cpu()])
+objective = make_objective(net, [mx.cpu()])
 print(kernels.describe())
 print(' '.join(op['op'] for op in objective.graph()._ops[:2]))
 loss, _ = objective(mx.nd.ones((4, 1, 28, 28)), mx.nd.array([0, 1, 2, 3]))

@@ -11,10 +11,9 @@ from mxnet.gluon import nn
 from gluon_classics import alexnet, lenet
 from gluon_classics.model_zoo import LeNet
 from gluon_classics.accel import kernels
-from gluon_classics.accel import objective as fast_objective
 from gluon_classics.training import make_objective
-from gluon_classics.training.objective import _Objective
-from helpers import HAVE_COMPILER, without_kernels
+from gluon_classics.training.objective import plain_objective
+from helpers import HAVE_COMPILER, fast_objective, without_kernels
 
 # our kernels where a compiler is (CI has one); else the same checks on MXNet's operators
 FIRST_BLOCK = 'conv_pool' if HAVE_COMPILER else 'conv'
@@ -66,7 +65,7 @@ def _grads(objective, net, X, y):
 
 def _assert_same(objective, net, X, y):
     """``objective`` computes what the net's own (imperative) forward computes."""
-    loss_a, count_a, grads_a = _grads(_Objective(net), net, X, y)
+    loss_a, count_a, grads_a = _grads(plain_objective(net, hybridize=False), net, X, y)
     loss_b, count_b, grads_b = _grads(objective, net, X, y)
     assert loss_b == pytest.approx(loss_a, rel=1e-5) and count_a == count_b
     assert grads_a.keys() == grads_b.keys()

@@ -1,15 +1,15 @@
 """The fast path: the training graph of a conv chain in oneDNN's shapes, on our own operators.
 
 One entry, :func:`objective`, gives the training loop a faster
-``(X, y) -> (summed loss, correct count)`` for ``net``, or None where there is
-none. It computes exactly the plain graph's function, gradients included
-(the images' too), or steps aside: it checks at every call that the net is
-still the chain it was built for, with the same ``grad_req``\\ s, and whether
-the images need a gradient; what changed gets a graph of its own, and a net
-that is no longer such a chain, or a batch with an infinite pixel, trains on
-its own forward, said in one line.
-
-The switch, resolved once where training starts (:func:`resolve_mode`):
+``(X, y) -> head(net(X), y)`` for ``net``, or None where there is none. The
+loop hands it ``head``, the chapter's objective (loss and correct count), and
+its mode, resolved where the run starts; the accelerator replaces only the
+computation of ``net(X)``. It computes exactly the plain graph's function,
+gradients included (the images' too), or steps aside: it checks at every call
+that the net is still the chain it was built for, with the same
+``grad_req``\\ s, and whether the images need a gradient; what changed gets a
+graph of its own, and a net that is no longer such a chain, or a batch with an
+infinite pixel, trains on its own forward, said in one line.
 
 =========  ==========================================================
 ``on``     the rewritten graph, LeNet's conv blocks on our operators (default)
@@ -17,18 +17,12 @@ The switch, resolved once where training starts (:func:`resolve_mode`):
 ``off``    the plain graph: ``net(X)`` and the loss, as written
 =========  ==========================================================
 
-from the ``accel`` argument of ``train_ch5``/``fit``/``make_objective``, else
-a :func:`mode` block (``with accel.mode('off'): ...``), else the environment
-variable ``GLUON_CLASSICS_ACCEL``, else ``on``.
-
 Modules: :mod:`.graph` (the rewrite), :mod:`.bfloat16` (where bfloat16 may
 run and where it paid), :mod:`.kernels` (loading our operators),
 :mod:`.build` (compiling them: cache, lock, checks), ``conv_pool.cc`` (the
 operators).
 """
-import contextlib
 import ctypes
-import os
 import sys
 
 from .. import _backend  # noqa: F401  (MXNet through its checks, first)
@@ -36,34 +30,12 @@ import mxnet as mx
 import numpy as np
 from mxnet.base import _LIB, SymbolHandle
 
-from ..choices import ACCEL_ENV as ENV, ACCEL_MODES as MODES  # data for --help
+from ..choices import ACCEL_MODES as MODES  # data for --help
 from .bfloat16 import DTYPES, check_dtype
 from .graph import build_graph, chain_layers, forwards, supported
 
-__all__ = ['objective', 'mode', 'resolve_mode', 'MODES', 'ENV', 'DTYPES', 'check_dtype',
-           'FastObjective', 'GradBuffers', 'forwards']
-
-_scoped = []  # the modes of the mode() blocks we are in, innermost last
-
-
-def resolve_mode(accel=None):
-    """The mode in force: ``accel``, else the innermost :func:`mode` block, else $ENV, else on."""
-    if accel is None:
-        accel = _scoped[-1] if _scoped else os.environ.get(ENV) or 'on'
-    if accel not in MODES:
-        raise ValueError(f'unknown fast-path mode {accel!r} (accel= or ${ENV}): choose one of '
-                         f'{", ".join(MODES)}')
-    return accel
-
-
-@contextlib.contextmanager
-def mode(accel):
-    """``with mode('off'):`` trains on the plain graph within the block (also 'graph', 'on')."""
-    _scoped.append(resolve_mode(accel))
-    try:
-        yield
-    finally:
-        _scoped.pop()
+__all__ = ['objective', 'MODES', 'DTYPES', 'check_dtype', 'FastObjective', 'GradBuffers',
+           'forwards']
 
 
 def _needs_grad(x):
@@ -106,7 +78,7 @@ def _say(text):
 
 
 class FastObjective:
-    """``(X, y) -> (summed loss, correct count)`` on the rewritten graph, checked per call.
+    """``(X, y) -> head(net(X), y)`` on the rewritten graph, checked per call.
 
     The graph is keyed by what it was built from: the chain's layers, their
     Parameters' ``grad_req`` (our operators write their gradients, so 'add'
@@ -116,8 +88,8 @@ class FastObjective:
     to ``fallback`` (the plain graph), each said once.
     """
 
-    def __init__(self, net, dtype, own_kernels, fallback, graph, log=_say):
-        self.net, self.dtype, self.own_kernels = net, dtype, own_kernels
+    def __init__(self, net, head, dtype, own_kernels, fallback, graph, log=_say):
+        self.net, self.head, self.dtype, self.own_kernels = net, head, dtype, own_kernels
         self.fallback, self.log, self._said = fallback, log, set()
         # ``graph``: the one objective() built, for images that need no gradient
         self._graph, self._key_built = graph, self._key(None)[0]
@@ -146,7 +118,7 @@ class FastObjective:
                                  f'plain layers (a hook, a replaced forward, a cast?): it '
                                  f'trains on its own forward')
             else:
-                self._graph = build_graph(layers, self.dtype, self.own_kernels,
+                self._graph = build_graph(layers, self.head, self.dtype, self.own_kernels,
                                           input_grad=key[3])
         return self._graph
 
@@ -166,20 +138,20 @@ class FastObjective:
         return (graph or self.fallback)(X, y)
 
 
-def objective(net, ctxs, dtype='float32', fallback=None, accel=None):
-    """The fast training graph of ``net`` on ``ctxs``, or None where there is none.
+def objective(net, ctxs, head, fallback, dtype='float32', mode='on'):
+    """The fast training graph ``(X, y) -> head(net(X), y)`` of ``net`` on ``ctxs``, or
+    None where there is none.
 
     There is one on CPU contexts with oneDNN, for nets whose forward is a
     chain of Conv2D, pooling, Dense and Dropout layers (LeNet in all its
     variants, AlexNet, Sequential chains), where some layer needs rewriting,
-    in float32; bfloat16 always gets one or raises ValueError
-    (:func:`check_dtype`). ``fallback(X, y)`` serves the calls it steps aside
-    from (default: the plain graph of :mod:`gluon_classics.training`).
-    Deferred shapes must be known. Call it under ``autograd.record()``.
+    in float32; bfloat16 always gets one. ``head(y_hat, y)``: the objective,
+    as the caller defines it; ``fallback(X, y)`` serves the calls it steps
+    aside from (the caller's plain graph). ``dtype`` and ``mode`` (:data:`MODES`)
+    are the caller's, already checked (:func:`check_dtype`). Deferred shapes
+    must be known. Call it under ``autograd.record()``.
     """
-    accel = resolve_mode(accel)
-    check_dtype(net, ctxs, dtype)
-    if dtype == 'float32' and accel == 'off':
+    if dtype == 'float32' and mode == 'off':
         return None
     if not all(c.device_type == 'cpu' for c in ctxs):
         return None
@@ -188,12 +160,8 @@ def objective(net, ctxs, dtype='float32', fallback=None, accel=None):
     layers = chain_layers(net)
     if layers is None or not supported(layers):
         return None
-    own = accel == 'on'
-    graph = build_graph(layers, dtype, own)
+    own = mode == 'on'
+    graph = build_graph(layers, head, dtype, own)
     if graph is None:
         return None  # float32 AlexNet and friends: already in oneDNN's shapes
-    if fallback is None:
-        from ..training.objective import plain_objective
-        fallback = plain_objective(net, hybridize=True)
-    return FastObjective(net, dtype, own, fallback, graph)
-
+    return FastObjective(net, head, dtype, own, fallback, graph)

@@ -243,15 +243,16 @@ def _fused_blocks(layers, input_grad=False):
 
 
 class _OneDNNObjective(gluon.HybridBlock):
-    """Summed softmax cross-entropy and correct count of a layer chain, in oneDNN's shapes.
+    """``head(y_hat, y)`` of a layer chain's output ``y_hat``, computed in oneDNN's shapes.
 
     The net is not a child: only its Parameters are registered (as this graph's
-    inputs), so hybridizing this graph leaves the user's net as it was.
+    inputs), so hybridizing this graph leaves the user's net as it was. ``head``
+    is the caller's objective; this graph only computes what it is applied to.
     """
 
-    def __init__(self, layers, dtype='float32', own_kernels=True, input_grad=False):
+    def __init__(self, layers, head, dtype='float32', own_kernels=True, input_grad=False):
         super().__init__(prefix='onednn_')
-        self._dtype = dtype
+        self._head, self._dtype = head, dtype
         self._ops, zero_maps = [], 0  # what each layer computes; no Blocks kept
         use_ours = dtype == 'float32' and own_kernels
         fused = _fused_blocks(layers, input_grad) if use_ours else {}
@@ -290,13 +291,14 @@ class _OneDNNObjective(gluon.HybridBlock):
 
     def hybrid_forward(self, F, x, y, **params):
         if not mx.util.is_np_array():
-            return self._graph(F, x, y, params)
-        # numpy mode: the same legacy graph on legacy views of the arrays (no copies)
+            return self._head(self._chain(F, x, params), y)
+        # numpy mode: the chain's legacy graph on legacy views of the arrays (no copies),
+        # the head in numpy mode, as the caller wrote it
         legacy = {name: p.as_nd_ndarray() for name, p in params.items()}
-        outs = self._graph(F, x.as_nd_ndarray(), y.as_nd_ndarray(), legacy)
-        return tuple(out.as_np_ndarray() for out in outs)
+        return self._head(self._chain(F, x.as_nd_ndarray(), legacy).as_np_ndarray(), y)
 
-    def _graph(self, F, x, y, params):
+    def _chain(self, F, x, params):
+        """The chain's output (float32) from the images ``x``."""
         low = self._dtype != 'float32'
 
         def cast(a):  # float32 -> the compute dtype; its gradient comes back as float32
@@ -334,11 +336,7 @@ class _OneDNNObjective(gluon.HybridBlock):
                 h = F.Activation(h, act_type=op['act'])
         if zero_maps:
             h = F.slice_axis(h, axis=1, begin=0, end=channels)
-        if low:
-            h = F.amp_cast(h, dtype='float32')
-        y = F.reshape(F.cast(y, 'float32'), (-1,))  # labels (N,) or (N, 1)
-        loss = -F.pick(F.log_softmax(h, axis=-1), y, axis=-1)
-        return F.sum(loss), F.sum(F.argmax(h, axis=1) == y)
+        return F.amp_cast(h, dtype='float32') if low else h
 
     @staticmethod
     def _conv(F, h, weight, bias, plan, cast):
@@ -362,16 +360,18 @@ class _OneDNNObjective(gluon.HybridBlock):
         return F.Convolution(h, cast(weight), cast(bias), no_bias=bias is None, **kwargs)
 
 
-def build_graph(layers, dtype='float32', own_kernels=True, input_grad=False):
-    """The hybridized graph computing the chain ``layers``, or None where nothing needs it.
+def build_graph(layers, head, dtype='float32', own_kernels=True, input_grad=False):
+    """The hybridized graph computing ``head(chain(X), y)`` for the chain ``layers``, or
+    None where nothing needs it.
 
-    ``layers`` come from :func:`chain_layers` and pass :func:`supported`.
+    ``layers`` come from :func:`chain_layers` and pass :func:`supported`; ``head(y_hat,
+    y)`` is the caller's objective, traced into the graph.
     float32 returns None where no layer needs a rewrite (AlexNet and friends:
     already in oneDNN's shapes). ``own_kernels``: LeNet's conv blocks on our
     operators where they load. ``input_grad``: the first block on MXNet's
     operators, since ours computes no gradient for the images.
     """
-    objective = _OneDNNObjective(layers, dtype, own_kernels, input_grad)
+    objective = _OneDNNObjective(layers, head, dtype, own_kernels, input_grad)
     if not objective.rewritten and dtype == 'float32':
         return None
     objective.hybridize(static_alloc=True, static_shape=True)

@@ -179,7 +179,7 @@ def cmd_ablate(args):
     try:
         ablate(variants, epochs=args.epochs, seeds=args.seeds, out=args.out, model=args.model,
                dataset=args.dataset, data_dir=args.data_dir, resize=args.resize,
-               ctx=resolve_ctx(args.ctx), lr=args.lr, batch_size=args.batch_size,
+               ctx=args.ctx, lr=args.lr, batch_size=args.batch_size,
                num_examples=args.num_examples, log=log)
     except KeyboardInterrupt:
         print(f'gluon-classics: {signals.name()}; the variants that finished are in '

@@ -13,15 +13,17 @@ import warnings
 
 from mxnet import init
 
-from ..accel import bfloat16, check_dtype
+from ..accel import bfloat16
 from ..data import load_data
-from ..distributed import checkpoint_path, connect, shard_for_worker, worker_batch_size
+from ..distributed import checkpoint_path, shard_for_worker
 from ..errors import Fixable, SettingError
-from ..utils.devices import loader_ctx, resolve_ctx
+from ..utils.devices import loader_ctx
 from ..utils.outputs import OutputBusy, OutputError
 from .checkpoint import load_checkpoint
-from .loop import TrainingInterrupted, train_ch5
+from .config import run_config
+from .loop import TrainingInterrupted, train
 from .recipes import build_model, schedule_callback, trainer_for
+from .run import RunState
 from .run_outputs import RunOutputs
 from .seeding import seed_everything
 from .settings import resolve_run
@@ -129,9 +131,11 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
         data_dir=os.path.abspath(os.path.expanduser(data_dir)) if data_dir else None,
         outputs=dict(save=save, metrics=metrics, plot=plot)), resume, meta, log)
     probe = build_model(run['model'], run['variant'], **run['model_kwargs'])
-    ctxs = resolve_ctx(ctx)
-    check_dtype(probe, ctxs, run['dtype'], hybridize)  # bad options fail before the data is read
-    parallel = connect(kvstore, ctxs)
+    # every setting resolved and checked once, here, before the data is read
+    config = run_config(probe, ctx, dtype=run['dtype'], accel=accel, hybridize=hybridize,
+                        seed=run['seed'], batch_size=run['batch_size'], data_dir=run['data_dir'],
+                        kvstore=kvstore, log=log)
+    ctxs, parallel = list(config.ctxs), config.parallel
     hint = run['dtype'] == 'float32' and parallel.is_chief and bfloat16.hint(probe, ctxs,
                                                                              hybridize)
     if hint:  # bfloat16 measured at least 1.5x faster for this network here; it stays opt-in
@@ -156,7 +160,7 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
     if run['seed'] is not None:
         seed_everything(run['seed'])
 
-    train_iter, test_iter = _data(run, ctxs, parallel, log)
+    train_iter, test_iter = _data(run, config, log)
     net = build_model(run['model'], run['variant'], **dict(
         run['model_kwargs'], num_classes=train_iter.num_classes,
         in_channels=train_iter.image_shape[0]))
@@ -173,11 +177,9 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
     done = start_epoch >= run['epochs']  # a finished run: its outputs again, no training
     if not done:
         try:
-            history = train_ch5(net, train_iter, test_iter, run['batch_size'], trainer, ctxs,
-                                run['epochs'], seed=run['seed'], callbacks=callbacks,
-                                progress=progress, hybridize=hybridize, dtype=run['dtype'],
-                                accel=accel, log=log, start_epoch=start_epoch, history=history,
-                                checkpoint=outputs.checkpoint, config=run, parallel=parallel)
+            state = RunState(start_epoch, history, outputs.checkpoint, settings=run)
+            history = train(net, train_iter, test_iter, trainer, config, run['epochs'],
+                            callbacks=callbacks, progress=progress, log=log, state=state)
         except TrainingInterrupted as stop:
             stop.checkpoint = outputs.checkpoint
             outputs.write_metrics(stop.history)
@@ -194,12 +196,12 @@ def _default_checkpoint(save, run, parallel):
     return f'runs/{run["model"]}-{run["variant"]}.ckpt'
 
 
-def _data(run, ctxs, parallel, log):
+def _data(run, config, log):
     """The loaders; in a job, this worker's shard with its share of the batch."""
-    seed = run['seed']
-    train_iter, test_iter = load_data(run['dataset'], worker_batch_size(run['batch_size'], parallel),
-                                      resize=run['resize'], root=run['data_dir'],
-                                      ctx=loader_ctx(ctxs), shuffle_seed=seed)
+    seed = config.seed
+    train_iter, test_iter = load_data(run['dataset'], config.worker_batch_size,
+                                      resize=run['resize'], root=config.data_dir,
+                                      ctx=loader_ctx(config.ctxs), shuffle_seed=seed)
     # a batch larger than the whole set is not meant (the recipe's 256 over 128 examples is)
     check_batch_size(run['batch_size'], train_iter.num_examples)
     if run['num_examples']:
@@ -208,7 +210,7 @@ def _data(run, ctxs, parallel, log):
                                f'{train_iter.num_examples} training examples: use at most '
                                f'[[num_examples={train_iter.num_examples}]], or leave it out')
         train_iter = train_iter.subset(run['num_examples'], seed=seed or 0)
-    return shard_for_worker(train_iter, parallel, seed=seed or 0, log=log), test_iter
+    return shard_for_worker(train_iter, config.parallel, seed=seed or 0, log=log), test_iter
 
 
 def _resumed(resume, given_lr, run, net, trainer, data, ctxs, callbacks, log):

@@ -4,33 +4,33 @@ The d2l MXNet code, in signature and printout::
 
     epoch 1, loss 2.3021, train acc 0.101, test acc 0.100, time 16.5 sec
 
-Each batch is the book's: :func:`forward` (``net(X)`` and the loss) under
-``autograd.record()``, ``backward``, ``trainer.step``. Speed is one line that
-calls elsewhere: :func:`~.objective.compile_forward` runs ``forward`` as one
-graph (or the accelerator's exact rewrite of it), and the epoch's sums stay on
-the device until the epoch ends (:class:`~.metrics.Accumulator`).
+Each batch is the book's: :func:`~.objective.forward` (the chapter's
+objective of ``net(X)``) under ``autograd.record()``, ``backward``,
+``trainer.step``. Speed is one line that calls elsewhere:
+:func:`~.objective.compile_forward` runs ``forward`` as one graph (or the
+accelerator's exact rewrite of it), and the epoch's sums stay on the device
+until the epoch ends (:class:`~.metrics.Accumulator`).
 """
 import time
 
 import mxnet as mx
 import numpy as np
-from mxnet import autograd, gluon, nd
+from mxnet import autograd, nd
 from mxnet.base import MXNetError
 
-from .. import accel as fast_path
+from ..distributed import ParallelContext
 from ..model_zoo import check_input_shape
 from ..utils.devices import ctx_list, try_gpu
 from .arrays import legacy, split
+from .config import run_config
 from .metrics import Accumulator, TrainingDiverged
-from .objective import compile_forward
+from .objective import compile_forward, count_correct
 from .progress import progress_bar
 from .run import RunState
 from .seeding import seed_epoch
 
-__all__ = ['train_ch5', 'evaluate_accuracy', 'predict', 'forward', 'count_correct',
-           'TrainingDiverged', 'TrainingInterrupted']
-
-LOSS = gluon.loss.SoftmaxCrossEntropyLoss()
+__all__ = ['train_ch5', 'train', 'evaluate_accuracy', 'predict', 'TrainingDiverged',
+           'TrainingInterrupted']
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -40,13 +40,6 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, epoch, history, checkpoint=None):
         super().__init__(f'interrupted during epoch {epoch}')
         self.epoch, self.history, self.checkpoint = epoch, history, checkpoint
-
-
-def count_correct(y_hat, y):
-    """Correct predictions, as a float32 NDArray, for every label and net dtype, labels
-    shaped (N,) or (N, 1), in either mode."""
-    labels = legacy(y).astype('float32').reshape((-1,))
-    return (legacy(y_hat).argmax(axis=1).astype('float32') == labels).sum()
 
 
 def _check_input_dtype(net, X):
@@ -60,12 +53,6 @@ def _check_input_dtype(net, X):
                          f"the images (X.astype('{want}')) or the net (net.cast('{have.name}'))")
 
 
-def forward(net, X, y):
-    """One batch as the chapter trains it: the summed loss of ``net(X)`` and its correct count."""
-    y_hat = net(X)
-    return LOSS(y_hat, y.astype('float32')).sum(), count_correct(y_hat, y)
-
-
 def evaluate_accuracy(data_iter, net, ctx=None):
     """Fraction of examples in ``data_iter`` that ``net`` classifies correctly.
 
@@ -73,12 +60,15 @@ def evaluate_accuracy(data_iter, net, ctx=None):
     the net's parameters are, as in d2l. Labels may be of any dtype, legacy
     NDArrays or, in numpy mode, ``mx.np`` arrays.
     """
-    ctxs = ctx_list(ctx or _net_ctx(net))
+    return _evaluate(data_iter, net, ctx_list(ctx or _net_ctx(net)))
+
+
+def _evaluate(data_iter, net, ctxs):
     correct = [nd.zeros((1,), ctx=c) for c in ctxs]
     n = 0
     for X, y in data_iter:
         for i, (Xs, ys) in enumerate(zip(split(X, ctxs), split(y, ctxs))):
-            correct[i] += count_correct(net(Xs), ys)
+            correct[i] += legacy(count_correct(net(Xs), ys)).reshape((1,))
         n += y.shape[0]
     if n == 0:
         raise ValueError('evaluate_accuracy: the data iterator yielded no examples')
@@ -106,8 +96,8 @@ def predict(net, data_iter, n=8, ctx=None):
 
 def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs, *, seed=None,
               callbacks=(), progress=None, hybridize=True, dtype='float32', accel=None,
-              log=print, **run):
-    """Train ``net`` with softmax cross-entropy, printing one line per epoch.
+              parallel=None, checkpoint=None, log=print):
+    """Train ``net`` with the chapter's objective, printing one line per epoch.
 
     The chapter's arguments: an initialized ``net``, the loaders, the loader's
     ``batch_size`` (each step normalizes by its own batch's length, so a last,
@@ -122,43 +112,50 @@ def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs, 
     tqdm bar on a terminal, else a line a minute on stderr, False for none;
     ``hybridize=False`` for debugging; ``dtype`` 'bfloat16' (opt-in, CPUs
     with bf16); ``accel`` the fast path, 'on', 'graph' or 'off'
-    (docs/fast-path.md); ``log``. ``run``: what ``fit`` adds around the loop
-    (``start_epoch``, ``history``, ``checkpoint``, ``config``, ``parallel``:
-    :class:`~.run.RunState`).
+    (docs/fast-path.md); ``parallel``, this worker's place in a
+    parameter-server job (:func:`~gluon_classics.distributed.connect`);
+    ``checkpoint``, a file written after every epoch; ``log``.
 
     Raises TrainingDiverged (NaN or infinite loss), TrainingInterrupted
-    (Ctrl-C; the last finished epoch's checkpoint is kept) and ValueError (a
-    batch the net cannot take).
+    (Ctrl-C) and ValueError (a setting or a batch the net cannot take).
     """
-    ctxs = ctx_list(ctx)
-    accel = fast_path.resolve_mode(accel)  # settings checked before the first batch
-    fast_path.check_dtype(net, ctxs, dtype, hybridize, log=log)
-    step = compile_forward(net, ctxs, hybridize, dtype, accel)  # forward() as one graph
-    run = RunState(**run)
-    log, progress = run.speakers(log, progress)
-    log('training on', ctxs[0] if len(ctxs) == 1 else ctxs)  # d2l prints the one context
-    for epoch in range(run.start_epoch, num_epochs):
+    config = run_config(net, ctx, dtype=dtype, accel=accel, hybridize=hybridize, seed=seed,
+                        batch_size=batch_size, kvstore=parallel or ParallelContext(), log=log)
+    return train(net, train_iter, test_iter, trainer, config, num_epochs, callbacks=callbacks,
+                 progress=progress, log=log, state=RunState(checkpoint=checkpoint))
+
+
+def train(net, train_iter, test_iter, trainer, config, num_epochs, *, callbacks=(),
+          progress=None, log=print, state=None):
+    """``train_ch5``'s loop on a resolved :class:`~.config.RunConfig`; ``state``, a
+    :class:`~.run.RunState`, is what ``fit`` adds: a resumed start, checkpoints."""
+    state = state or RunState()
+    ctxs, parallel = config.ctxs, config.parallel
+    log, progress = state.speakers(log, progress, parallel)
+    forward = compile_forward(net, config)  # objective(net(X), y), as one graph
+    log('training on', ctxs[0] if len(ctxs) == 1 else list(ctxs))  # d2l prints the one context
+    for epoch in range(state.start_epoch, num_epochs):
         try:
-            seed_epoch(seed, epoch, train_iter)
+            seed_epoch(config.seed, epoch, train_iter)
             start = time.time()
-            loss, train_acc, speed = train_epoch(step, train_iter, trainer, ctxs, epoch + 1,
-                                                 progress, run.parallel, net)
+            loss, train_acc, speed = train_epoch(forward, train_iter, trainer, ctxs, epoch + 1,
+                                                 progress, parallel, net)
             record = {'epoch': epoch + 1, 'loss': loss, 'train_acc': train_acc,
-                      'test_acc': evaluate_accuracy(test_iter, net, ctxs),
+                      'test_acc': _evaluate(test_iter, net, ctxs),
                       'seconds': time.time() - start, 'examples_per_sec': speed}
             # callbacks before the checkpoint: the rate a schedule sets is part of the state
             stop = any([cb(record, trainer) for cb in callbacks])
-            run.end_epoch(net, trainer, record, seed)  # checkpointed before it is printed
+            state.end_epoch(net, trainer, record, config.seed)  # checkpointed before printed
             log('epoch %d, loss %.4f, train acc %.3f, test acc %.3f, time %.1f sec'
                 % (epoch + 1, loss, train_acc, record['test_acc'], record['seconds']))
         except KeyboardInterrupt:
-            raise TrainingInterrupted(len(run.history) + 1, run.history) from None
+            raise TrainingInterrupted(len(state.history) + 1, state.history) from None
         if stop:
             break
-    return run.history
+    return state.history
 
 
-def train_epoch(step, train_iter, trainer, ctxs, epoch, progress, parallel, net):
+def train_epoch(forward, train_iter, trainer, ctxs, epoch, progress, parallel, net):
     """One epoch: mean loss, train accuracy and examples a second (training only)."""
     start, metric = time.time(), Accumulator(ctxs)
     num_batches = len(train_iter) if hasattr(train_iter, '__len__') else None
@@ -169,7 +166,7 @@ def train_epoch(step, train_iter, trainer, ctxs, epoch, progress, parallel, net)
             Xs, ys = split(X, ctxs), split(y, ctxs)
             try:
                 with autograd.record():
-                    outs = [step(Xi, yi) for Xi, yi in zip(Xs, ys)]  # forward(net, Xi, yi)
+                    outs = [forward(Xi, yi) for Xi, yi in zip(Xs, ys)]  # (loss, correct)
             except MXNetError as err:
                 _check_input_dtype(net, Xs[0])  # one line where the dtype or the shape is at fault
                 check_input_shape(net, Xs[0].shape)

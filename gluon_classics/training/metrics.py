@@ -31,9 +31,10 @@ class Accumulator:
 
     def add(self, outs, n):
         """One batch: ``(loss sum, correct count)`` per context, ``n`` examples in all."""
-        for k, (l, c) in enumerate(outs):  # float32 sums, whatever the net's dtype (float64)
-            self.pending[k].append((legacy(l).astype('float32', copy=False),
-                                    legacy(c).astype('float32', copy=False)))
+        for k, (l, c) in enumerate(outs):  # float32 sums, whatever the net's dtype (float64),
+            # of shape (1,) (numpy mode's sums have shape ())
+            self.pending[k].append((legacy(l).astype('float32', copy=False).reshape((1,)),
+                                    legacy(c).astype('float32', copy=False).reshape((1,))))
         self.n += n
 
     def running_loss(self, epoch, learning_rate):

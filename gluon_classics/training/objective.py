@@ -1,29 +1,58 @@
-"""The loop's forward pass as one graph: ``net(X)``, the loss and the correct count.
+"""The chapter's objective, written once: the summed loss of ``net(X)`` and the correct count.
 
-:func:`~gluon_classics.training.loop.forward` is what the loop trains, as the
-chapter writes it. Run batch by batch in Python it costs a call per layer and
-an ``asscalar`` per batch; here it becomes one static graph
-(:func:`plain_objective`), or the accelerator's exact rewrite of that graph
-where it has one (:func:`gluon_classics.accel.objective`).
+d2l's ``train_ch5`` computes, for every batch::
+
+    y_hat = net(X)
+    l = loss(y_hat, y).sum()
+    train_acc_sum += (y_hat.argmax(axis=1) == y).sum()
+
+:func:`objective` is those lines and :func:`forward` applies it to ``net(X)``.
+The loop trains :func:`forward`; :func:`compile_forward` runs it as one static
+graph that traces the same :func:`objective` (:func:`plain_objective`), or
+hands :func:`objective` to the accelerator (:func:`gluon_classics.accel.objective`),
+which computes ``net(X)`` in its own exact way and applies :func:`objective`
+to what it computed.
 """
 import mxnet as mx
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
 from .. import accel as fast_path
-from ..utils.devices import ctx_list
-from .arrays import legacy
+from .config import run_config
 
-__all__ = ['compile_forward', 'make_objective', 'plain_objective']
+__all__ = ['loss', 'objective', 'count_correct', 'forward', 'compile_forward',
+           'make_objective', 'plain_objective']
+
+loss = gluon.loss.SoftmaxCrossEntropyLoss()
 
 
-class _Objective(gluon.HybridBlock):
-    """Summed softmax cross-entropy and number of correct predictions, as one graph."""
+def count_correct(y_hat, y):
+    """How many rows of ``y_hat`` score their label highest, as a float32 sum; labels
+    (N,) or (N, 1) of any dtype."""
+    hits = y_hat.argmax(axis=1).astype('float32') == y.astype('float32').reshape((-1,))
+    return hits.astype('float32').sum()  # == gives bool in numpy mode
 
-    def __init__(self, net):
+
+def objective(y_hat, y):
+    """The batch's summed softmax cross-entropy and correct count, from ``y_hat = net(X)``.
+
+    Array methods only: it runs on arrays and, traced into a graph, on symbols, in
+    either MXNet mode.
+    """
+    return loss(y_hat, y.astype('float32')).sum(), count_correct(y_hat, y)
+
+
+def forward(net, X, y):
+    """One batch as the chapter trains it: :func:`objective` of ``net(X)``."""
+    return objective(net(X), y)
+
+
+class _Graph(gluon.HybridBlock):
+    """:func:`forward` as one static graph: ``head(net(X), y)``."""
+
+    def __init__(self, net, head):
         super().__init__(prefix='')
-        self.net = net
-        self.loss = gluon.loss.SoftmaxCrossEntropyLoss()
+        self.net, self._head = net, head
         self._net_params, self._built = list(net.collect_params().values()), None
 
     def __call__(self, X, y):
@@ -37,14 +66,7 @@ class _Objective(gluon.HybridBlock):
         return super().__call__(X, y)
 
     def hybrid_forward(self, F, X, y):
-        # loop.forward in graph form
-        y_hat = self.net(X)
-        y = y.astype('float32')
-        # the count in float32 whatever the net's dtype, labels (N,) or (N, 1)
-        hits = y_hat.argmax(axis=1).astype('float32') == y.reshape((-1,))
-        if mx.util.is_np_array():  # the same graph: == gives bool there
-            return self.loss(y_hat, y).sum(), hits.astype('float32').sum()
-        return F.sum(self.loss(y_hat, y)), F.sum(hits)
+        return self._head(self.net(X), y)
 
     def hybridize(self, active=True, **kwargs):
         # This graph only: the user's net keeps its own mode (and cached graph).
@@ -55,15 +77,13 @@ class _Objective(gluon.HybridBlock):
             self._children = children
 
 
-def compile_forward(net, ctxs, hybridize=True, dtype='float32', accel=None):
-    """``(X, y) -> (summed loss, correct count)`` for the loop, built at the first batch.
-
-    Built then because deferred shapes are known only from a batch; settings
-    (``dtype``, ``accel``) are the caller's, already checked.
-    """
+def compile_forward(net, config):
+    """``(X, y) -> (summed loss, correct count)``: :func:`forward` compiled for ``config``
+    (a :class:`~.config.RunConfig`), built at the first batch, where deferred shapes
+    become known."""
     built = {}  # per mode: a graph traced in numpy mode takes only mx.np arrays
 
-    def forward(X, y):
+    def compiled(X, y):
         mode = mx.util.is_np_array()
         if mode not in built:
             if any(p._deferred_init for p in net.collect_params().values()):
@@ -71,40 +91,36 @@ def compile_forward(net, ctxs, hybridize=True, dtype='float32', accel=None):
                 # place to its own layout, which KVStores cannot read
                 with autograd.pause(train_mode=True):
                     net(X)
-            built[mode] = _build(net, ctxs, hybridize, dtype, accel)
+            built[mode] = _build(net, config)
         return built[mode](X, y)
-    return forward
+    return compiled
 
 
 def make_objective(net, ctxs, hybridize=True, dtype='float32', accel=None):
     """The training graph of ``net``: ``(X, y) -> (summed loss, correct count)``.
 
-    The fast path's graph where it has one (:func:`gluon_classics.accel.objective`;
-    ``accel``: 'on', 'graph' or 'off', default ``$GLUON_CLASSICS_ACCEL`` or 'on'),
-    else :func:`plain_objective`. Deferred shapes must be known (run one
-    forward pass first). Call it under ``autograd.record()``.
-    ``dtype='bfloat16'``: the fast path's graph in bfloat16 (opt-in, CPUs with
-    bf16 instructions, conv chains; else ValueError).
+    The fast path's graph where it has one (``accel``: 'on', 'graph' or 'off',
+    default ``$GLUON_CLASSICS_ACCEL`` or 'on'), else :func:`plain_objective`.
+    Deferred shapes must be known (run one forward pass first). Call it under
+    ``autograd.record()``. ``dtype='bfloat16'``: the fast path's graph in
+    bfloat16 (opt-in, CPUs with bf16 instructions, conv chains; else ValueError).
     """
-    fast_path.check_dtype(net, ctx_list(ctxs), dtype, hybridize)
-    return _build(net, ctx_list(ctxs), hybridize, dtype, fast_path.resolve_mode(accel))
+    return _build(net, run_config(net, ctxs, dtype=dtype, accel=accel, hybridize=hybridize))
 
 
-def _build(net, ctxs, hybridize, dtype, accel):
-    plain = plain_objective(net, hybridize)
-    if hybridize:
-        fast = fast_path.objective(net, ctxs, dtype, fallback=plain, accel=accel)
+def _build(net, config):
+    plain = plain_objective(net, config.hybridize)
+    if config.hybridize:
+        fast = fast_path.objective(net, config.ctxs, objective, fallback=plain,
+                                   dtype=config.dtype, mode=config.accel)
         if fast is not None:
             return fast
     return plain
 
 
 def plain_objective(net, hybridize=True):
-    """``net(X)`` and softmax cross-entropy, summed, with the correct count: as written.
-
-    One static graph where ``net`` is a HybridBlock (or the books'
-    ``nn.Sequential`` of HybridBlocks) and ``hybridize``; else imperative.
-    """
+    """:func:`forward` as written: one static graph where ``net`` is a HybridBlock (or
+    the books' ``nn.Sequential`` of HybridBlocks) and ``hybridize``; else imperative."""
     if type(net) is nn.Sequential and all(isinstance(b, gluon.HybridBlock)
                                           for b in net._children.values()):
         # the books' nn.Sequential LeNet (exactly: a subclass may have its own
@@ -113,13 +129,8 @@ def plain_objective(net, hybridize=True):
         view.add(*net._children.values())
         net = view
     if not isinstance(net, gluon.HybridBlock):
-        from .loop import forward  # plain Blocks cannot sit in a graph: the loop's, as written
-
-        def imperative(X, y):
-            loss, correct = forward(net, X, y)
-            return legacy(loss), correct
-        return imperative
-    objective = _Objective(net)
+        return lambda X, y: objective(net(X), y)  # plain Blocks cannot sit in a graph
+    graph = _Graph(net, objective)
     if hybridize:
-        objective.hybridize(static_alloc=True, static_shape=True)
-    return objective
+        graph.hybridize(static_alloc=True, static_shape=True)
+    return graph

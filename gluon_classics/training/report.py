@@ -4,11 +4,10 @@ confusion matrix (``evaluate --report``), and the misclassified images (``predic
 import os
 
 import numpy as np
-from mxnet import gluon
-
 from ..utils.devices import net_ctx
 from ..utils.outputs import write_text
 from ..utils.plots import plot_confusion
+from .objective import objective
 
 __all__ = ['evaluation_report', 'most_confused', 'format_report', 'write_report',
            'find_mistakes', 'REPORT_FILES']
@@ -22,18 +21,17 @@ def evaluation_report(net, data_iter, class_names=None, ctx=None):
     Returns
     -------
     dict
-        ``loss`` (mean softmax cross-entropy), ``acc``, ``examples``, ``class_names``,
+        ``loss`` (the training objective's, per example), ``acc``, ``examples``, ``class_names``,
         ``matrix`` (K x K int64 counts: row = true class, column = predicted),
         ``per_class`` (accuracy per true class; NaN for a class with no examples) and
         ``confused`` (:func:`most_confused`).
     """
     ctx = ctx or net_ctx(net)
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     matrix, loss_sum = None, 0.0
     for X, y in data_iter:
         logits = net(X.as_in_context(ctx))
         y = y.as_in_context(ctx)
-        loss_sum += float(loss_fn(logits, y).sum().asscalar())
+        loss_sum += float(objective(logits, y)[0].asscalar())  # the training loss, summed
         if matrix is None:
             matrix = np.zeros((logits.shape[1],) * 2, dtype=np.int64)
         np.add.at(matrix, (y.asnumpy().astype(np.int64),

@@ -1,13 +1,11 @@
-"""What ``fit`` adds to the chapter's loop: resuming, checkpoints and a parameter-server job.
+"""What ``fit`` adds to the chapter's loop: a resumed start and a checkpoint per epoch.
 
-``train_ch5(..., start_epoch=, history=, checkpoint=, config=, parallel=)``
-takes these as keywords; the loop itself only asks a :class:`RunState` what
-to do at the start and at the end of an epoch.
+``fit`` passes a :class:`RunState` to :func:`~.loop.train`; the loop only asks
+it what to do at the start and at the end of an epoch.
 """
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
-from ..distributed import ParallelContext
 from .checkpoint import save_checkpoint
 
 __all__ = ['RunState']
@@ -30,27 +28,22 @@ class RunState:
     checkpoint : str, optional
         Written atomically after every epoch, after the callbacks (a schedule's
         new rate is in it) and before the epoch's line: a printed epoch is saved.
-    config : dict, optional
+    settings : dict, optional
         Stored in the checkpoint: what :func:`~gluon_classics.fit` needs to
         finish the run as started.
-    parallel : ParallelContext, optional
-        This worker's place in a parameter-server job
-        (:func:`~gluon_classics.distributed.connect`): the epoch's numbers are
-        summed over the workers, and only rank 0 logs and writes.
     """
     start_epoch: int = 0
     history: list = field(default_factory=list)
     checkpoint: Optional[str] = None
-    config: Optional[dict] = None
-    parallel: Any = None
+    settings: Optional[dict] = None
 
     def __post_init__(self):
         self.history = list(self.history or [])
-        self.parallel = self.parallel or ParallelContext()
 
-    def speakers(self, log, progress):
-        """``log`` and ``progress`` for this process: rank 0 speaks and writes for all."""
-        if self.parallel.is_chief:
+    def speakers(self, log, progress, parallel):
+        """``log`` and ``progress`` for this process: in a parameter-server job
+        (``parallel``), rank 0 speaks and writes for all."""
+        if parallel.is_chief:
             return log, progress
         self.checkpoint = None
         return _silent, False
@@ -59,5 +52,5 @@ class RunState:
         """Checkpoint the finished epoch (where asked), then add it to the history."""
         if self.checkpoint:
             save_checkpoint(self.checkpoint, net, trainer, record['epoch'],
-                            self.history + [record], seed, self.config)
+                            self.history + [record], seed, self.settings)
         self.history.append(record)
