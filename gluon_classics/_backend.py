@@ -64,7 +64,10 @@ def _import_mxnet():
                                f'({name}={os.cpu_count() or 1}) or unset it')
     if not chosen:
         os.environ['OMP_NUM_THREADS'] = str(os.cpu_count() or 1)
-    raised = amx.before_import()  # the max ISA oneDNN reads at its first primitive, or None
+    try:
+        raised = amx.before_import()  # the max ISA oneDNN reads at its first primitive, or None
+    except ValueError as err:  # GLUON_CLASSICS_AMX is not a switch
+        raise BackendError(str(err)) from None
     try:
         mxnet = _load_mxnet()
         amx.latch(mxnet, raised)  # oneDNN keeps the ISA before the variable leaves
