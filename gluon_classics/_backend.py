@@ -42,7 +42,7 @@ def _import_mxnet():
         raise BackendError(
             f'gluon_classics: Python {sys.version_info[0]}.{sys.version_info[1]} is too new: '
             f'mxnet 1.9.1 needs numpy<1.24, which has no build for Python 3.12+; use Python '
-            f'3.11 (README, "Install, run, test", says how to get it)')
+            f'3.11 (docs/install.md says how to get it)')
     import numpy
     if _numpy_too_new(numpy.__version__):
         raise BackendError(
@@ -64,7 +64,10 @@ def _import_mxnet():
                                f'({name}={os.cpu_count() or 1}) or unset it')
     if not chosen:
         os.environ['OMP_NUM_THREADS'] = str(os.cpu_count() or 1)
-    raised = amx.before_import()  # the max ISA oneDNN reads at its first primitive, or None
+    try:
+        raised = amx.before_import()  # the max ISA oneDNN reads at its first primitive, or None
+    except ValueError as err:  # GLUON_CLASSICS_AMX is not a switch
+        raise BackendError(str(err)) from None
     try:
         mxnet = _load_mxnet()
         amx.latch(mxnet, raised)  # oneDNN keeps the ISA before the variable leaves

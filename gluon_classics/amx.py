@@ -199,9 +199,8 @@ def _decide():
     flags, ident = _cpu()
     setting = os.environ.get(ENV, '').strip().lower()
     if setting not in _OFF + _ON:
-        from ._backend import BackendError  # defined before _backend calls us
-        raise BackendError(f"gluon_classics: {ENV}={os.environ[ENV]!r} is not a switch: set it "
-                           f"to 0 (AMX off) or 1, or leave it unset (on where it is safe)")
+        raise ValueError(f"gluon_classics: {ENV}={os.environ[ENV]!r} is not a switch: set it "
+                         f"to 0 (AMX off) or 1, or leave it unset (on where it is safe)")
     missing = [f for f in FLAGS if f not in flags]
     if missing or platform.machine() != 'x86_64' or not sys.platform.startswith('linux'):
         why = f"this CPU reports no {' or '.join(missing)}" if missing else \
@@ -233,7 +232,8 @@ def _decide():
 
 def before_import():
     """Decide (once per process); where AMX goes on, put the raised max ISA in the
-    environment for oneDNN to read. Returns the variable set, or None.
+    environment for oneDNN to read. Returns the variable set, or None; raises ValueError
+    where ``GLUON_CLASSICS_AMX`` is not a switch.
 
     Call right before ``import mxnet``, then :func:`latch` right after it.
     """

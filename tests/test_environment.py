@@ -140,7 +140,7 @@ def test_python_versions():
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].endswith(
         'Python 3.12 is too new: mxnet 1.9.1 needs numpy<1.24, which has no build for Python '
-        '3.12+; use Python 3.11 (README, "Install, run, test", says how to get it)')
+        '3.12+; use Python 3.11 (docs/install.md says how to get it)')
 
 
 def test_wheel_ships_license_version_kernel_source_and_measurements(tmp_path):

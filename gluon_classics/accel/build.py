@@ -36,10 +36,12 @@ import mxnet as mx
 from ..utils.devices import cpu_info
 from ..utils.outputs import cache_dir as _cache_dir
 
-__all__ = ['SOURCE', 'NO_COMPILER', 'NO_COMPILER_PREFIX', 'MARCH_ENV', 'TIMEOUTS', 'find_compiler',
-           'plan', 'library', 'describe', 'message_line']
+__all__ = ['SOURCE', 'OPERATORS', 'NO_COMPILER', 'NO_COMPILER_PREFIX', 'MARCH_ENV', 'TIMEOUTS',
+           'find_compiler', 'plan', 'library', 'describe', 'message_line']
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'conv_pool.cc')
+# what it registers (the proof checks them): the first block's (1-channel images), later blocks'
+OPERATORS = {name: f'gluon_classics_{name}' for name in ('conv_pool', 'conv_pool_maps')}
 NO_COMPILER_PREFIX = 'off: no C++ compiler'  # the statuses doctor hints on
 NO_COMPILER = f'{NO_COMPILER_PREFIX} (install g++ or set CXX)'
 MARCH_ENV = 'GLUON_CLASSICS_MARCH'  # -march= of the build (default native), part of its key
@@ -305,7 +307,6 @@ def _step(log, argv, timeout):
 def _build(argv, mx_dir, path):
     """Compile into a temporary file beside ``path``, prove that MXNet loads it (in a
     child process), then move it into place; the output of both goes to the log."""
-    from .kernels import OPERATORS  # what the proof checks it registers
     folder, log_path = os.path.dirname(path), path[:-len('.so')] + '.log'
     name = shlex.join(argv)
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(log_path)[:-len('.log')] + '-',

@@ -11,12 +11,12 @@ import sys
 import mxnet as mx
 
 from . import build
+from .build import OPERATORS  # the names conv_pool.cc registers, beside its source
 
 __all__ = ['load', 'status', 'describe', 'OPERATORS', 'TILE', 'MAX_KERNEL', 'MAX_PAD', 'MAX_POOL',
            'MAX_CHANNELS']
 
-# what conv_pool.cc registers: the first block's (1-channel images), later blocks' (maps)
-OPERATORS = {name: f'gluon_classics_{name}' for name in ('conv_pool', 'conv_pool_maps')}
+# conv_pool.cc's limits:
 TILE, MAX_KERNEL = 32, 11  # its kCols and kMaxK: pool sizes must divide TILE
 # its kMaxPad, kMaxPool, kMaxChannels: attributes past them are refused (graph.py keeps MXNet's ops)
 MAX_PAD, MAX_POOL, MAX_CHANNELS = 1024, 32, 4096
