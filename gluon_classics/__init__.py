@@ -26,7 +26,7 @@ _NAMES = {
     'training': ('evaluate_accuracy', 'evaluate_accuracy_gpu', 'fit', 'train_ch5', 'train_ch6'),
     'experiments': ('ablate', 'activation_stats', 'feature_maps'),
     'export': ('export_onnx',),
-    'utils.devices': ('try_all_gpus', 'try_gpu'),
+    'devices': ('try_all_gpus', 'try_gpu'),
     'utils.plots': ('plot_history', 'show_images'),
 }
 __getattr__, __dir__ = lazy_names(__name__, _NAMES)

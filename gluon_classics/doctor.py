@@ -15,8 +15,9 @@ from .data.fashion_mnist import FASHION_MNIST, IDX_FILES, resolve_folder
 from .data.idx import IMAGES_MAGIC, LABELS_MAGIC, check_idx_file, find_file
 from .accel import bfloat16, build, kernels
 from .training.config import resolve_accel
-from .utils import cuda, devices
-from .utils.devices import cpu_info
+from . import devices
+from .utils import cuda
+from .devices import cpu_info
 
 __all__ = ['report', 'format_report']
 

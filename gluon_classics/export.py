@@ -17,7 +17,7 @@ import numpy as np
 from mxnet import gluon
 
 from .choices import EXPORT_FORMATS
-from .utils.devices import net_ctx
+from .devices import net_ctx
 from .utils.extras import require
 from .utils.outputs import atomic_write, check_output
 

@@ -66,7 +66,7 @@ def execute(name, params, cwd, timeout=CELL_TIMEOUT):
 def banner(nb, name, small):
     """Put first a cell saying how, where and when ``nb`` ran (machine, ISA, versions)."""
     import mxnet
-    from gluon_classics.utils.devices import cpu_info
+    from gluon_classics.devices import cpu_info
     model, cores, flags = cpu_info()
     isa = ', '.join(n for n, f in (('AVX2', 'avx2'), ('AVX-512F', 'avx512f'),
                                    ('AVX512_BF16', 'avx512_bf16'), ('AMX', 'amx_tile'))

@@ -17,7 +17,7 @@ import textwrap
 import pytest
 
 from gluon_classics import amx
-from gluon_classics.utils.devices import cpu_info
+from gluon_classics.devices import cpu_info
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AMX_CPUINFO = ('vendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 207\n'

@@ -15,7 +15,7 @@ from mxnet.gluon import nn
 from gluon_classics import alexnet, cli, evaluate_accuracy, fit, lenet, load_data, train_ch5
 from gluon_classics.training import DTYPES, default_resize, load_checkpoint, make_objective
 from gluon_classics.accel import bfloat16 as onednn
-from gluon_classics.utils.devices import cpu_info
+from gluon_classics.devices import cpu_info
 
 HAS_BF16 = any(f in cpu_info()[2] for f in onednn.BF16_FLAGS)
 

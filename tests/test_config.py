@@ -11,7 +11,7 @@ from mxnet import gluon, init
 from gluon_classics import fit, lenet, train_ch5
 from gluon_classics.accel import bfloat16
 from gluon_classics.training import config
-from gluon_classics.utils import devices
+from gluon_classics import devices
 
 # Each resolution by its code object: counted wherever it is called from, under any name.
 RESOLVERS = {'check_dtype': bfloat16.check_dtype.__code__,

@@ -9,7 +9,8 @@ import pytest
 
 from gluon_classics import doctor
 from gluon_classics.cli import main
-from gluon_classics.utils import cuda, devices
+from gluon_classics import devices
+from gluon_classics.utils import cuda
 from helpers import elf
 
 # what libmxnet.so of mxnet-cu112 1.9.1 carries (python gluon_classics/utils/cuda.py on it)

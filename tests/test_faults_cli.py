@@ -19,7 +19,8 @@ from gluon_classics.data import DataError, read_idx
 from gluon_classics.data.idx import IMAGES_MAGIC, check_idx_file
 from gluon_classics.training import load_checkpoint, sizes
 from gluon_classics.training.fit import _warn_if_chance
-from gluon_classics.utils import devices, outputs
+from gluon_classics import devices
+from gluon_classics.utils import outputs
 from gluon_classics.utils.outputs import OutputError, atomic_write
 from helpers import one_line_error, run_cli
 

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from gluon_classics.utils.devices import cpu_info
+from gluon_classics.devices import cpu_info
 from helpers import HAVE_COMPILER, without_kernels
 
 HASWELL = {'avx2', 'fma', 'bmi1', 'bmi2', 'f16c', 'movbe'}  # what -march=haswell may use

@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from gluon_classics.utils.devices import num_gpus
+from gluon_classics.devices import num_gpus
 from helpers import bar_images, write_idx_folder
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / 'notebooks'

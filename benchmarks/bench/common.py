@@ -238,12 +238,12 @@ def _probe(code, env=None):
 
 
 def cpu():
-    """``gluon_classics.utils.devices.cpu_info()``: model, logical CPUs, ISA flags.
+    """``gluon_classics.devices.cpu_info()``: model, logical CPUs, ISA flags.
 
     Loads MXNet: parents and MXNet peers only."""
     if REPO not in sys.path:
         sys.path.insert(0, REPO)
-    from gluon_classics.utils.devices import cpu_info
+    from gluon_classics.devices import cpu_info
     return cpu_info()
 
 

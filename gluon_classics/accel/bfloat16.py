@@ -18,7 +18,7 @@ import mxnet as mx
 
 from .. import amx
 from ..choices import DTYPES  # dtype -> what it means for training (data for --help)
-from ..utils.devices import cpu_info, cpu_vendor
+from ..devices import cpu_info, cpu_vendor
 
 __all__ = ['DTYPES', 'BF16_FLAGS', 'MEASUREMENTS', 'HINT_AT', 'measured', 'lookup',
            'check_dtype', 'cpu_class', 'advice', 'hint']

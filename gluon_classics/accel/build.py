@@ -33,7 +33,7 @@ import time
 
 import mxnet as mx
 
-from ..utils.devices import cpu_info
+from ..devices import cpu_info
 from ..utils.outputs import cache_dir as _cache_dir
 
 __all__ = ['SOURCE', 'OPERATORS', 'NO_COMPILER', 'NO_COMPILER_PREFIX', 'MARCH_ENV', 'TIMEOUTS',

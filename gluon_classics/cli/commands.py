@@ -13,7 +13,7 @@ from ..experiments import RESULT_FILES, REPORT_FILES, ablate, lenet_options, wri
 from ..model_zoo import get_model, print_shapes
 from ..training import TrainingInterrupted, build_model, evaluate_accuracy, fit, load_params, predict
 from ..training.settings import trained_settings
-from ..utils.devices import loader_ctx, resolve_ctx
+from ..devices import loader_ctx, resolve_ctx
 from ..utils.outputs import check_output, check_output_dir, figure_format
 from ..utils.plots import show_images
 from .errors import UsageError, signals

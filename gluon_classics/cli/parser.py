@@ -53,7 +53,7 @@ def _recipe_help(key, show=str, default=None):
     return 'default: ' + ', '.join(f'{value} for {where}' for value, where in values)
 
 def _ctx(text):
-    from ..utils.devices import DeviceError, parse_ctx
+    from ..devices import DeviceError, parse_ctx
     try:
         return parse_ctx(text)
     except DeviceError as err:

@@ -10,7 +10,7 @@ import math
 import mxnet as mx
 import numpy as np
 
-from ..utils.devices import try_gpu
+from ..devices import try_gpu
 
 __all__ = ['ArrayLoader', 'epoch_permutation', 'resize_batch']
 
@@ -78,7 +78,7 @@ class ArrayLoader:
     resize : int or (int, int), optional
         Bilinearly resize each batch to this size on ``ctx``.
     ctx : mxnet.Context, optional
-        Where batches live; :func:`~gluon_classics.utils.devices.try_gpu` by default.
+        Where batches live; :func:`~gluon_classics.devices.try_gpu` by default.
     shuffle_seed : int, optional
         Makes the order of epoch ``k`` depend only on ``(shuffle_seed, k)``;
         with None numpy's global RNG decides.

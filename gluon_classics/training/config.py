@@ -11,7 +11,7 @@ from typing import Any, Optional
 from ..accel import check_dtype
 from ..choices import ACCEL_ENV, ACCEL_MODES
 from ..distributed import connect, worker_batch_size
-from ..utils.devices import resolve_ctx
+from ..devices import resolve_ctx
 
 __all__ = ['RunConfig', 'run_config', 'resolve_accel']
 

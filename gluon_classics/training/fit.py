@@ -17,7 +17,7 @@ from ..accel import bfloat16
 from ..data import load_data
 from ..distributed import checkpoint_path, shard_for_worker
 from ..errors import Fixable, SettingError
-from ..utils.devices import loader_ctx
+from ..devices import loader_ctx
 from ..utils.outputs import OutputBusy, OutputError
 from .checkpoint import load_checkpoint
 from .config import run_config

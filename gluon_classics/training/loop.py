@@ -20,7 +20,7 @@ from mxnet.base import MXNetError
 
 from ..distributed import ParallelContext
 from ..model_zoo import check_input_shape
-from ..utils.devices import ctx_list, try_gpu
+from ..devices import ctx_list, try_gpu
 from .arrays import legacy, split
 from .config import run_config
 from .metrics import Accumulator, TrainingDiverged

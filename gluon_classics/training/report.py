@@ -4,7 +4,7 @@ confusion matrix (``evaluate --report``), and the misclassified images (``predic
 import os
 
 import numpy as np
-from ..utils.devices import net_ctx
+from ..devices import net_ctx
 from ..utils.outputs import write_text
 from ..utils.plots import plot_confusion
 from .objective import objective

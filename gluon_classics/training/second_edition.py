@@ -14,7 +14,7 @@ import sys
 
 from mxnet import gluon, init
 
-from ..utils.devices import try_gpu
+from ..devices import try_gpu
 from .loop import evaluate_accuracy, train_ch5
 
 __all__ = ['train_ch6', 'evaluate_accuracy_gpu']

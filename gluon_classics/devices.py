@@ -12,12 +12,12 @@ import os
 import platform
 import warnings
 
-from .._backend import error_reason  # first: MXNet through its checks
+from ._backend import error_reason  # first: MXNet through its checks
 import mxnet as mx
 
-from ..errors import Fixable
-from . import cuda
-from .cpuinfo import first_cpu
+from .errors import Fixable
+from .utils import cuda
+from .utils.cpuinfo import first_cpu
 
 __all__ = ['try_gpu', 'try_all_gpus', 'num_gpus', 'parse_ctx', 'ctx_list', 'resolve_ctx',
            'loader_ctx', 'net_ctx', 'gpu_verdict', 'cpu_info', 'cpu_vendor', 'DeviceError']
