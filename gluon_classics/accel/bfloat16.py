@@ -3,9 +3,8 @@
 bfloat16 is opt-in (``dtype='bfloat16'``): it is not the function as written
 (every activation keeps 8 significant bits), so it is never picked for the
 user. Whether it is faster depends on the network and the CPU, not only on its
-flags: the chapter's AlexNet step measured 1.71x float32 on an AMD Zen 4, 0.66x
-on an Intel Xeon without AMX and 1.80x on one with AMX on; LeNet measured
-slower everywhere (its layers are too small). The figures are data,
+flags (the chapter's AlexNet gains on some CPU classes and loses on others;
+LeNet's layers are too small to gain anywhere): the figures are data,
 ``docs/measurements/bfloat16.json``, by network and CPU class. A request where
 it measured slower trains, and says so in one line; ``fit`` (``train``) in
 float32 hints at bfloat16 where it measured at least 1.5x faster.
