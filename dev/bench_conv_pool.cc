@@ -9,7 +9,7 @@
 // backward's weight gradient, and for the maps operator its input's gradient
 // too; activations and pooling are not counted).
 //
-// Build and run: make -C dev run (the same flags as gluon_classics/accel/build.py).
+// Build and run: python -m dev.conv_pool time-native (dev/Makefile: build.py's flags).
 #include "../gluon_classics/accel/conv_pool.cc"
 
 #include <algorithm>

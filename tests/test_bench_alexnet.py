@@ -1,6 +1,6 @@
-"""The AlexNet benchmark's bookkeeping (benchmarks/bench/alexnet.py, run as
-benchmarks/bench_alexnet.py): peers left out, the GEMM peak, the last line, and the PyTorch
-peer's network against alexnet('d2l') (no timing: that is the lead's run)."""
+"""The AlexNet benchmark's bookkeeping (benchmarks/bench_alexnet.py): peers left out, the
+GEMM peak, the last line, and the PyTorch peer's network against alexnet('d2l') (no timing:
+that is the lead's run)."""
 import argparse
 import importlib.util
 import json
@@ -10,13 +10,10 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH = os.path.join(ROOT, 'benchmarks')
-sys.path.insert(0, BENCH)
+from benchmarks import bench_alexnet
+from benchmarks.gemm import Peaks
 
-from bench import alexnet as bench_alexnet  # noqa: E402
-from bench.common import peer_env  # noqa: E402
-from bench.gemm import Peaks  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 AVX2 = {'avx', 'avx2', 'fma'}
 FC, MATMUL = 'mx.nd.FullyConnected 2048^2 (oneDNN)', 'torch.matmul 2048^2'
@@ -127,7 +124,7 @@ def test_a_torch_net_that_is_not_alexnet_d2l_stops_the_run():
 def _torch_child(code):
     # In its own process: PyTorch's OpenMP runtime is not MXNet's.
     run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                         timeout=300, cwd=ROOT, env=peer_env())
+                         timeout=300, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-2000:]
     assert 'mxnet' not in run.stderr.lower()
     return run.stdout.splitlines()
@@ -135,7 +132,8 @@ def _torch_child(code):
 
 def test_torch_peer_says_torch_is_missing_in_a_skip_record():
     """As where PyTorch is not installed: the import fails (torch hidden from the child)."""
-    out = _torch_child('import sys; sys.modules["torch"] = None\nfrom bench import torch_peer\n'
+    out = _torch_child('import sys; sys.modules["torch"] = None\n'
+                       'from benchmarks import torch_peer\n'
                        'sys.exit(torch_peer.main(["alexnet", "--steps", "0"]))')
     assert out == ['torch_peer: PyTorch is not installed, skipping the torch peers (pip install '
                    'torch==2.13.0; never a dependency of gluon_classics)',
@@ -147,9 +145,9 @@ def test_torch_peer_network_matches_alexnet_d2l():
         pytest.skip('PyTorch is not installed: the PyTorch AlexNet is not compared with ours '
                     '(pip install torch==2.13.0 to compare it)')
     out = _torch_child('import json, torch\nfrom torch import nn\n'
-                       'from bench import torch_layers, torch_peer as t\n'
+                       'from benchmarks import torch_peer as t\n'
                        'net = t.alexnet_torch(nn)\n'
-                       'print(json.dumps([torch_layers.layer_shapes(torch, net, nn, (1, 224, 224)),'
+                       'print(json.dumps([t.layer_shapes(torch, net, nn, (1, 224, 224)),'
                        ' sum(p.numel() for p in net.parameters())]))')
     named, params = json.loads(out[-1])
     _, shapes, mx_params = bench_alexnet.layer_table((1, 224, 224))

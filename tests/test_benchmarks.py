@@ -1,5 +1,6 @@
-"""The benchmark tool's shared pieces (benchmarks/bench/): one data reader for every peer,
-the d2l peer's loader being d2l's own, and the LeNet benchmark's last line (no timing)."""
+"""The benchmarks' shared pieces (benchmarks/): one data reader for every peer, the d2l
+peer's loader being d2l's own, the LeNet benchmark's last line (no timing), and the one
+entry point."""
 import os
 import re
 import subprocess
@@ -8,21 +9,20 @@ import sys
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
+from benchmarks.bench_lenet import last_line
+from benchmarks.common import read_fashion_mnist
+from benchmarks.d2l_peer import book_data
 
-from bench.common import peer_env, read_fashion_mnist  # noqa: E402
-from bench.d2l_peer import book_data  # noqa: E402
-from bench.lenet import last_line  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_the_pytorch_side_reads_the_data_without_loading_mxnet(fashion_mnist_dir):
     # Two OpenMP runtimes in one process: the PyTorch peers must never import MXNet.
-    code = ('import sys\nfrom bench import common, gemm, torch_layers, torch_peer\n'
+    code = ('import sys\nfrom benchmarks import common, gemm, torch_peer\n'
             f'(x, y), (tx, ty) = common.read_fashion_mnist({fashion_mnist_dir!r}, 700)\n'
             'print(x.shape, x.dtype, y.dtype, tx.shape, "mxnet" in sys.modules)')
     run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                         timeout=120, cwd=ROOT, env=peer_env())
+                         timeout=120, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split() == ['(700,', '1,', '28,', '28)', 'uint8', 'int32',
                                   '(10000,', '1,', '28,', '28)', 'False']
@@ -71,8 +71,8 @@ def test_lenet_last_line_keeps_its_format():
 
 
 def test_bench_lenet_still_ends_with_its_ratio_line(fashion_mnist_dir):
-    run = subprocess.run([sys.executable, os.path.join('benchmarks', 'bench_lenet.py'),
-                          '--peers', 'ours', '--epochs', '1', '--num-examples', '512',
+    run = subprocess.run([sys.executable, '-m', 'benchmarks.bench_lenet', '--peers', 'ours',
+                          '--epochs', '1', '--num-examples', '512',
                           '--data-dir', fashion_mnist_dir],
                          capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
@@ -80,3 +80,15 @@ def test_bench_lenet_still_ends_with_its_ratio_line(fashion_mnist_dir):
     assert re.fullmatch(r'speedup_vs_d2l=n/a speedup_vs_torch=n/a speedup_vs_torch_compile=n/a '
                         r'onednn_vs_plain=n/a kernel_vs_mxnet_ops=n/a', lines[-1]), lines[-5:]
     assert any(line.startswith('gluon_classics train_ch5') for line in lines)
+
+
+def test_the_entry_point_names_its_modes_and_refuses_others():
+    def run(*argv):
+        return subprocess.run([sys.executable, '-m', 'benchmarks', *argv], capture_output=True,
+                              text=True, timeout=60, cwd=ROOT)
+    helped, unknown = run('--help'), run('profile-lenet')
+    assert helped.returncode == 0 and 'article-chart' in helped.stdout
+    assert unknown.returncode == 2 and unknown.stderr.splitlines()[-1] == (
+        "python -m benchmarks: unknown mode 'profile-lenet': choose from lenet, alexnet, chart, "
+        "article-chart")
+    assert run('chart', '--help').stdout.startswith('usage: python -m benchmarks chart')

@@ -3,16 +3,13 @@ and the article's AlexNet run beside the published one."""
 import json
 import os
 import re
-import sys
 
+from benchmarks import charts  # python -m benchmarks chart / article-chart
 from gluon_classics.experiments.ablation import RESULT_FILES
 from gluon_classics.experiments.ablation_plots import FIGURES, plot_curves, plot_ranking, redraw
 from helpers import PNG
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
-from bench import article_chart  # noqa: E402  (classics_bench.py article-chart)
-from bench import chart as speed_chart  # noqa: E402  (classics_bench.py chart)
 
 
 def _result(name, finals, curve=(0.3, 0.6)):
@@ -85,7 +82,7 @@ def test_speed_chart_data_are_the_logs_tables_and_readme_has_the_headline(tmp_pa
         quoted = [float(x) for x in re.findall(r'(\d+\.\d\d)x', text)]
         for ratio in ratios:
             assert any(abs(q - ratio) < 0.006 for q in quoted), (page, ratio)
-    labels = speed_chart.draw(data, str(tmp_path / 'speed.png'))
+    labels = charts.draw_speed(data, str(tmp_path / 'speed.png'))
     assert len(labels) == 6 and labels[0].startswith('AVX-512 CPU, after issues 32-36, 2 '
                                                      'threads\nour operators')
     assert (tmp_path / 'speed.png').read_bytes()[:8] == PNG
@@ -107,7 +104,7 @@ def test_article_page_quotes_its_record_and_the_chart_draws_both_runs(tmp_path):
         ref, = [r for r in published if r['epoch'] == epoch]
         want += ['%.4f' % ref['loss'], '%.3f' % ref['train_acc'], '%.3f' % ref['test_acc']]
         assert cells == want, epoch
-    labels = article_chart.draw(record, str(tmp_path / 'article.png'))
+    labels = charts.draw_article(record, str(tmp_path / 'article.png'))
     assert labels == [f'{who}: {name}' for who in ('ours', 'published (GPU)')
                       for name in ('train loss', 'train acc', 'test acc')]
     assert (tmp_path / 'article.png').read_bytes()[:8] == PNG

@@ -1,21 +1,16 @@
-"""Our operators (conv_pool.cc) against dev/reference.py's numpy references,
+"""Our operators (conv_pool.cc) against dev/conv_pool.py's numpy references,
 forward and every gradient, in LeNet's shapes and a few odd ones; and the
 references against MXNet's own Convolution, Activation and Pooling, so that
 they are checked too (and are what is checked where no compiler builds ours).
 """
-import os
-import sys
-
 import mxnet as mx
 import numpy as np
 import pytest
 from mxnet import autograd
 
+from dev import conv_pool as reference
 from gluon_classics.accel import build, kernels
 from helpers import assert_close, no_compiler_status, without_kernels
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'dev'))
-import reference  # noqa: E402  (dev/ is no package)
 
 CASES = {  # id: (operator, x's shape, weight's shape, attributes)
     'LeNet 1 (d2l)': ('conv_pool', (8, 1, 28, 28), (6, 1, 5, 5),

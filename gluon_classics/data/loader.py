@@ -42,8 +42,8 @@ def resize_batch(X, size):
     Both paths compute OpenCV's (and ``mx.image.imresize``'s) half-pixel
     bilinear resize, which is what ``gluon``'s ``transforms.Resize`` does per
     image: ``BilinearResize2D`` with ``align_corners=False`` on GPUs, and on
-    CPUs OpenCV itself through ``mx.nd.image.resize``, which there is about 3x
-    faster than ``BilinearResize2D``.
+    CPUs OpenCV itself through ``mx.nd.image.resize``, which there is faster than
+    ``BilinearResize2D`` (docs/data.md has the measurement).
     """
     height, width = size
     if X.context.device_type != 'cpu':

@@ -1,8 +1,8 @@
 """The gluon_classics peer: ``load_data_fashion_mnist`` batched on the context and train_ch5's
 training graph.
 
-    python -m bench.ours lenet   [--accel on|graph|off] [--data-dir DIR] [--epochs 10] ...
-    python -m bench.ours alexnet [--dtype float32|bfloat16] [--data-dir DIR] [--steps 3] ...
+    python -m benchmarks.ours lenet   [--accel on|graph|off] [--data-dir DIR] [--epochs 10] ...
+    python -m benchmarks.ours alexnet [--dtype float32|bfloat16] [--data-dir DIR] [--steps 3] ...
 
 lenet: ``train_ch5`` itself, through the fast path's public switch: ``on`` (the
 oneDNN-shaped graph with our kernels for LeNet's conv blocks; their one-time compilation
@@ -17,7 +17,7 @@ import argparse
 import os
 import time
 
-from bench.common import add_peer_arguments, emit, recipe
+from .common import add_peer_arguments, emit, recipe
 
 
 def lenet(args):

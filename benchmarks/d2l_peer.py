@@ -1,14 +1,14 @@
 """The d2l peer: what a reader of the book's MXNet edition runs, d2l 1.0.3's own code.
 
-    python -m bench.d2l_peer lenet   [--data-dir DIR] [--epochs 10] [--lr 0.9] [--batch-size 256]
-    python -m bench.d2l_peer alexnet [--data-dir DIR] [--steps 3] [--lr 0.01] [--batch-size 128]
-                                     [--resize 224]
+    python -m benchmarks.d2l_peer lenet   [--data-dir DIR] [--epochs 10] [--lr 0.9]
+                                          [--batch-size 256]
+    python -m benchmarks.d2l_peer alexnet [--data-dir DIR] [--steps 3] [--lr 0.01]
+                                          [--batch-size 128] [--resize 224]
 
-(``PYTHONPATH=benchmarks:.``; ``classics_bench.py`` starts it.) Numpy mode
-(``npx.set_np()``, process-wide, hence a process of its own), ``from d2l import mxnet as
-d2l``, and d2l's own ``load_data_fashion_mnist`` (per-image ``ToTensor``, and ``Resize``,
-through ``transform_first`` and a ``DataLoader`` with ``get_dataloader_workers()`` = 4
-processes).
+(bench_lenet and bench_alexnet start it.) Numpy mode (``npx.set_np()``, process-wide,
+hence a process of its own), ``from d2l import mxnet as d2l``, and d2l's own
+``load_data_fashion_mnist`` (per-image ``ToTensor``, and ``Resize``, through
+``transform_first`` and a ``DataLoader`` with ``get_dataloader_workers()`` = 4 processes).
 
 One change, outside d2l's code: the dataset it reads. ``gluon.data.vision.FashionMNIST``
 checks the official SHA-1 of each file and downloads again on a mismatch, so it cannot
@@ -22,7 +22,7 @@ to its end, and the Animator records the figures it is given (it still draws, of
 its text output is dropped). d2l's own printed examples/sec times only its step (its
 Timer does not see the loader); it is reported, never used for ratios.
 
-alexnet: train_ch6's step, as ``alexnet`` times it (loading, resizing, forward,
+alexnet: train_ch6's step, as bench_alexnet times it (loading, resizing, forward,
 backward, update, ``d2l.Accumulator`` and ``d2l.accuracy``), on ``alexnet('d2l')``.
 """
 import argparse
@@ -34,7 +34,7 @@ import time
 
 os.environ.setdefault('MPLBACKEND', 'Agg')  # the Animator draws, off screen
 
-from bench.common import add_peer_arguments, emit, read_fashion_mnist, recipe  # noqa: E402
+from .common import add_peer_arguments, emit, read_fashion_mnist, recipe  # noqa: E402
 
 
 @contextlib.contextmanager

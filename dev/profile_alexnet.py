@@ -1,7 +1,6 @@
 """Where AlexNet's float32 training step goes, layer by layer, in MXNet and in eager PyTorch.
 
-    python benchmarks/classics_bench.py profile-alexnet [--batch-size 32] [--reps 3]
-                                                        [--threads N] [--impl]
+    python -m dev.profile_alexnet [--batch-size 32] [--reps 3] [--threads N] [--impl]
 
 Each layer of ``alexnet('d2l')`` alone, on its training shapes at ``--batch-size``:
 its forward under ``autograd.record()`` (dropout on) and its backward from a random
@@ -25,28 +24,30 @@ oneDNN (PyTorch's dense layers: MKL's sgemm).
 
 Each framework runs in its own process (MXNet's and PyTorch's OpenMP runtimes); MXNet
 with ``OMP_NUM_THREADS``, PyTorch with ``torch.set_num_threads``, both ``--threads``.
-MXNet's side is ``python -m bench.profile_alexnet --child mxnet``, PyTorch's
-``torch_peer.py alexnet --layers`` (torch_layers.py); without PyTorch, MXNet's column alone.
+Each side is a child of this module (``--child mxnet``, ``--child torch``: PyTorch's
+AlexNet is benchmarks/torch_peer.py's); without PyTorch, MXNet's column alone.
 """
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
 import sys
 import time
 
-from bench.common import (PREFIX, REPO, emit, format_table, loadavg, machine_lines, module_argv,
-                          peer_env, run_peer, threads as omp_threads)
+from benchmarks.common import (INSTALL_TORCH, PREFIX, REPO, emit, format_table, loadavg,
+                               machine_lines, module_argv, run_peer, threads as omp_threads,
+                               torch_threads)
 
-MARK = 'PROFILE_LAYER '  # as torch_layers.py's
+MARK = 'PROFILE_LAYER '  # a layer's name after it, before its verbose pass; empty after it
 
 
 def _median_ms(values):
     return 1e3 * statistics.median(values)
 
 
-def _time_layer(forward, x, dy, params, reps, mark=None):
+def _time_mxnet_layer(forward, x, dy, params, reps, mark=None):
     """Median ms of ``forward(x)`` recorded and of its backward, each waited for."""
     from mxnet import autograd
     fwd, bwd = [], []
@@ -98,16 +99,16 @@ def mxnet_layers(args):
             x.attach_grad()
         y_shape = layer(x).shape
         params = [p for p in layer.collect_params().values() if p.grad_req != 'null']
-        fwd, bwd = _time_layer(layer, x, nd.random.normal(shape=y_shape), params, reps,
-                               name if mark else None)
+        fwd, bwd = _time_mxnet_layer(layer, x, nd.random.normal(shape=y_shape), params, reps,
+                                     name if mark else None)
         rows.append(dict(name=name, shape=list(y_shape), fwd_ms=fwd, bwd_ms=bwd))
         x_shape = y_shape
     loss = gluon.loss.SoftmaxCrossEntropyLoss()
     loss.hybridize(static_alloc=True, static_shape=True)
     logits, labels = nd.random.normal(shape=(b, 10)), nd.array(list(range(10)) * b)[:b]
     logits.attach_grad()
-    fwd, bwd = _time_layer(lambda z: loss(z, labels), logits, nd.ones((b,)), [], reps,
-                           'loss' if mark else None)
+    fwd, bwd = _time_mxnet_layer(lambda z: loss(z, labels), logits, nd.ones((b,)), [], reps,
+                                 'loss' if mark else None)
     rows.append(dict(name='loss', shape=[], fwd_ms=fwd, bwd_ms=bwd))
     step_ms, update_ms = _mxnet_step(net, args)
     rows.append(dict(name='sgd update', shape=[], fwd_ms=0.0, bwd_ms=update_ms))
@@ -148,13 +149,98 @@ def _mxnet_step(net, args):
     return _median_ms(steps), _median_ms(updates)
 
 
+def _time_torch_layer(forward, params, x, dy, reps, mark=None):
+    """Median ms of ``forward(x)`` and of its backward (gradients of ``params`` and, where
+    it asks for one, of ``x``); eager PyTorch is done when its calls return."""
+    fwd, bwd = [], []
+    for rep in range(reps + 2):  # two untimed warm-ups
+        if mark and rep == reps + 1:
+            print(MARK + mark, flush=True)
+        for p in params:
+            p.grad = None  # zero_grad(set_to_none=True), as in the training step
+        x.grad = None
+        t0 = time.perf_counter()
+        y = forward(x)
+        t1 = time.perf_counter()
+        y.backward(dy)
+        t2 = time.perf_counter()
+        if rep >= 2:
+            fwd.append(t1 - t0)
+            bwd.append(t2 - t1)
+    if mark:
+        print(MARK, flush=True)
+    return _median_ms(fwd), _median_ms(bwd)
+
+
+def _chain(modules):
+    def forward(x):
+        for m in modules:
+            x = m(x)
+        return x
+    return forward
+
+
+def torch_layers(args):
+    """PyTorch's side (in its own process, no MXNet): one ``layers`` record, or a ``skip``
+    record without PyTorch. Its layers are MXNet's leaves (``layer_groups``)."""
+    try:
+        import torch
+        from torch import nn
+    except ImportError:
+        print(f'profile_alexnet: PyTorch is not installed, MXNet alone ({INSTALL_TORCH})')
+        emit(kind='skip', reason='torch not installed')
+        return
+    from benchmarks.torch_peer import alexnet_torch, init_net, layer_groups
+    torch.set_num_threads(torch_threads(args.threads))
+    torch.manual_seed(args.seed)
+    b, size, reps, mark = args.batch_size, args.resize, args.reps, args.impl
+    net = init_net(alexnet_torch(nn), nn)
+    net.train()
+    rows, x_shape = [], (b, 1, size, size)
+    for i, (name, modules) in enumerate(layer_groups(net, nn)):
+        x = torch.randn(x_shape, requires_grad=i > 0)  # the images need no gradient
+        with torch.no_grad():
+            y = _chain(modules)(x)
+        params = [p for m in modules for p in m.parameters()]
+        fwd, bwd = _time_torch_layer(_chain(modules), params, x, torch.randn(y.shape), reps,
+                                     name if mark else None)
+        rows.append(dict(name=name, shape=list(y.shape), fwd_ms=fwd, bwd_ms=bwd))
+        x_shape = tuple(y.shape)
+    loss = nn.CrossEntropyLoss()
+    logits = torch.randn((b, 10), requires_grad=True)
+    labels = torch.randint(0, 10, (b,))
+    fwd, bwd = _time_torch_layer(lambda z: loss(z, labels), [], logits, torch.ones(()), reps,
+                                 'loss' if mark else None)
+    rows.append(dict(name='loss', shape=[], fwd_ms=fwd, bwd_ms=bwd))
+    optimizer = torch.optim.SGD(net.parameters(), lr=args.lr)
+    X, y = torch.rand((b, 1, size, size)), torch.randint(0, 10, (b,))
+    step_ms, update_ms = [], []
+    for rep in range(reps + 2):
+        if mark and rep == reps + 1:
+            print(MARK + 'whole step', flush=True)
+        t0 = time.perf_counter()
+        optimizer.zero_grad()
+        loss(net(X), y).backward()
+        t1 = time.perf_counter()
+        optimizer.step()
+        t2 = time.perf_counter()
+        if rep >= 2:
+            step_ms.append(t2 - t0)
+            update_ms.append(t2 - t1)
+    if mark:
+        print(MARK, flush=True)
+    rows.append(dict(name='sgd update', shape=[], fwd_ms=0.0, bwd_ms=_median_ms(update_ms)))
+    emit(kind='layers', framework=f'torch {torch.__version__}', rows=rows,
+         step_ms=_median_ms(step_ms), threads=torch.get_num_threads())
+
+
 def run_side(argv, env, impl):
     """The ``layers`` record of one framework's child and, with ``impl``, the oneDNN
     primitives per layer of its verbose pass: {layer: {(primitive, impl, kind): ms}}."""
     out = subprocess.run([sys.executable] + argv, capture_output=True, text=True, cwd=REPO,
-                         env=peer_env(env), timeout=1800)
+                         env=dict(os.environ, **env), timeout=1800)
     if out.returncode != 0:
-        sys.exit(f'profile-alexnet: {" ".join(argv[:2])} failed:\n{out.stderr[-2000:]}')
+        sys.exit(f'profile_alexnet: {" ".join(argv)} failed:\n{out.stderr[-2000:]}')
     record, prims, layer = None, {}, None
     for line in out.stdout.splitlines():
         if line.startswith(PREFIX):
@@ -195,12 +281,13 @@ def table(mx_rec, torch_rec):
     return rows
 
 
-def print_impl(mx_prims, torch_prims, top=8):
-    """Per layer, then for the whole step, each side's oneDNN primitives by time."""
+def print_impl(sides, top=8):
+    """Per layer, then for the whole step, each side's oneDNN primitives by time
+    (``sides``: {framework: its primitives per layer})."""
     print('\noneDNN primitives per layer (verbose pass, one run; ms as oneDNN logged them; '
           '"whole step" is in the graph, the rest alone):')
-    for layer in dict.fromkeys(list(mx_prims) + list(torch_prims)):
-        for side, prims in (('MXNet', mx_prims), ('torch', torch_prims)):
+    for layer in dict.fromkeys(name for prims in sides.values() for name in prims):
+        for side, prims in sides.items():
             got = sorted(prims.get(layer, {}).items(), key=lambda kv: -kv[1])
             shown = got if layer == 'whole step' else got[:top]
             text = ', '.join(f'{p} {impl} {kind} {ms:.1f}' for (p, impl, kind), ms in shown)
@@ -211,7 +298,7 @@ def print_impl(mx_prims, torch_prims, top=8):
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(prog='classics_bench.py profile-alexnet',
+    ap = argparse.ArgumentParser(prog='python -m dev.profile_alexnet',
                                  description=__doc__.split('\n')[0])
     ap.add_argument('--batch-size', type=int, default=32)
     ap.add_argument('--resize', type=int, default=224)
@@ -221,14 +308,15 @@ def parse_args(argv):
     ap.add_argument('--threads', type=int, default=None,
                     help='threads of both frameworks (default: $OMP_NUM_THREADS, else 2)')
     ap.add_argument('--impl', action='store_true', help="oneDNN's primitives per layer")
-    ap.add_argument('--child', choices=('mxnet',), help=argparse.SUPPRESS)
+    ap.add_argument('--child', choices=('mxnet', 'torch'), help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     if args.child:
-        return mxnet_layers(args)
+        (mxnet_layers if args.child == 'mxnet' else torch_layers)(args)
+        return 0
     threads = omp_threads(args.threads)
     env = {'OMP_NUM_THREADS': threads}
     common = ['--batch-size', args.batch_size, '--resize', args.resize, '--lr', args.lr,
@@ -238,25 +326,22 @@ def main(argv=None):
     print(f'AlexNet (d2l) float32 at {args.resize}, batch {args.batch_size}, {threads} threads, '
           f'median of {args.reps} runs; load average {loadavg()}', flush=True)
 
-    def mine(reps, *extra):
-        return module_argv('profile_alexnet', '--child', 'mxnet', '--reps', reps, *common, *extra)
-
-    def theirs(reps, *extra):
-        return module_argv('torch_peer', 'alexnet', '--layers', reps, '--threads', threads,
-                           *common, *extra)
-    mx_rec, _ = run_side(mine(args.reps), env, False)
-    torch_rec = next((r for r in run_peer(theirs(args.reps), env=env)
+    def child(side, reps, *extra):
+        return module_argv(f'{__package__}.profile_alexnet', '--child', side, '--reps', reps,
+                           '--threads', threads, *common, *extra)
+    mx_rec, _ = run_side(child('mxnet', args.reps), env, False)
+    torch_rec = next((r for r in run_peer(child('torch', args.reps), env=env)
                       if r['kind'] == 'layers'), None)
     print(format_table(table(mx_rec, torch_rec),
                        ['layer', 'output', 'MXNet fwd ms', 'MXNet bwd ms', 'torch fwd ms',
                         'torch bwd ms', 'MXNet / torch']))
     if args.impl:  # one more pass with oneDNN's verbose log: the last of 3 runs is logged
-        _, mx_prims = run_side(mine(1, '--impl'),
-                               dict(env, MKLDNN_VERBOSE='1', DNNL_VERBOSE='1'), True)
-        _, torch_prims = run_side(theirs(1, '--impl'),
-                                  dict(env, ONEDNN_VERBOSE='1', DNNL_VERBOSE='1'), True) \
-            if torch_rec else (None, {})
-        print_impl(mx_prims, torch_prims)
+        sides = {'MXNet': run_side(child('mxnet', 1, '--impl'),
+                                   dict(env, MKLDNN_VERBOSE='1', DNNL_VERBOSE='1'), True)[1]}
+        if torch_rec:
+            sides['torch'] = run_side(child('torch', 1, '--impl'),
+                                      dict(env, ONEDNN_VERBOSE='1', DNNL_VERBOSE='1'), True)[1]
+        print_impl(sides)
     return 0
 
 

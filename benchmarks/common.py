@@ -14,9 +14,9 @@ import sys
 import time
 import types
 
-BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # benchmarks/
-REPO = os.path.dirname(BENCH)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PREFIX = 'BENCH_JSON '
+INSTALL_TORCH = 'pip install torch==2.13.0'  # a benchmark peer, never a dependency
 
 
 def default_data_dir():
@@ -138,14 +138,9 @@ def emit(**record):
 
 
 def module_argv(module, *args):
-    """``python -m bench.<module> args...``: a peer's command line (see :func:`run_peer`)."""
-    return ['-m', f'bench.{module}'] + [str(a) for a in args]
-
-
-def peer_env(env=None):
-    """The environment of a peer: this checkout's gluon_classics and bench package first."""
-    path = os.pathsep.join(filter(None, [BENCH, REPO, os.environ.get('PYTHONPATH')]))
-    return dict(os.environ, PYTHONPATH=path, **(env or {}))
+    """``python -m module args...``: a peer's command line (see :func:`run_peer`). It runs
+    in the repository's root, whose gluon_classics and benchmarks come first on its path."""
+    return ['-m', module] + [str(a) for a in args]
 
 
 def run_peer(argv, env=None, echo=True, timeout=None):
@@ -155,7 +150,8 @@ def run_peer(argv, env=None, echo=True, timeout=None):
     raises ``RuntimeError`` with the tail of the output.
     """
     proc = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=REPO, env=peer_env(env))
+                            stderr=subprocess.STDOUT, text=True, cwd=REPO,
+                            env=dict(os.environ, **(env or {})))
     records, tail = [], []
     for line in proc.stdout:
         if line.startswith(PREFIX):
@@ -241,8 +237,6 @@ def cpu():
     """``gluon_classics.devices.cpu_info()``: model, logical CPUs, ISA flags.
 
     Loads MXNet: parents and MXNet peers only."""
-    if REPO not in sys.path:
-        sys.path.insert(0, REPO)
     from gluon_classics.devices import cpu_info
     return cpu_info()
 

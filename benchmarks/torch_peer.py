@@ -1,7 +1,7 @@
 """The PyTorch peers (CPU): the same networks, initialization, hyper-parameters and loops.
 
-    python -m bench.torch_peer lenet   [--compile] [--bare-steps K] [--threads N] [recipe]
-    python -m bench.torch_peer alexnet [--bf16] [--layers K [--impl]] [--threads N] [recipe]
+    python -m benchmarks.torch_peer lenet   [--compile] [--threads N] [recipe]
+    python -m benchmarks.torch_peer alexnet [--bf16] [--threads N] [recipe]
 
 No MXNet here (its OpenMP runtime is not PyTorch's). Networks: d2l's LeNet (sigmoid,
 average pooling, padded first conv) and gluon_classics's ``alexnet('d2l')`` (first conv
@@ -19,10 +19,10 @@ AlexNet takes the first epoch's order of gluon_classics's loader
 (``default_rng([seed, 0]).permutation``). Loss sums and correct counts stay tensors.
 
 ``--compile``: LeNet through ``torch.compile(net)`` (compiling is timed in epoch 1).
-``--bare-steps K``: K bare LeNet steps on one batch after 5 untimed (a ``bare_step`` record).
 ``--bf16``: AlexNet's forward and loss under ``torch.autocast('cpu', dtype=bfloat16)``.
-``--layers K``: AlexNet layer by layer (torch_layers.py). Exits 0 with a one-line notice
-and a ``skip`` record when PyTorch is not installed (never a dependency of gluon_classics).
+Exits 0 with a one-line notice and a ``skip`` record when PyTorch is not installed (never
+a dependency of gluon_classics). dev/profile_lenet.py and dev/profile_alexnet.py time
+these networks step by step and layer by layer.
 """
 import argparse
 import contextlib
@@ -30,7 +30,8 @@ import time
 
 import numpy as np
 
-from bench.common import add_peer_arguments, emit, read_fashion_mnist, recipe, torch_threads
+from .common import (INSTALL_TORCH, add_peer_arguments, emit, read_fashion_mnist, recipe,
+                     torch_threads)
 
 
 def lenet_torch(nn):
@@ -60,6 +61,39 @@ def alexnet_torch(nn):
         nn.Linear(4096, 10))
 
 
+def layer_groups(net, nn):
+    """The net as MXNet's leaves: (name, modules), a conv or dense with its ReLU as one
+    layer (Gluon's ``activation='relu'``), the Flatten inside the first dense (Gluon's
+    Dense flattens its input)."""
+    groups, counts, pending = [], {}, []
+    kinds = ((nn.Conv2d, 'conv'), (nn.MaxPool2d, 'pool'), (nn.Linear, 'dense'),
+             (nn.Dropout, 'dropout'))
+    for module in net:
+        if isinstance(module, nn.ReLU):
+            groups[-1][1].append(module)
+            continue
+        if isinstance(module, nn.Flatten):
+            pending.append(module)
+            continue
+        kind = next(k for cls, k in kinds if isinstance(module, cls))
+        groups.append((f'{kind}{counts.get(kind, 0)}', pending + [module]))
+        counts[kind] = counts.get(kind, 0) + 1
+        pending = []
+    return groups
+
+
+def layer_shapes(torch, net, nn, image_shape):
+    """[(name, output shape at batch 1)] of the MXNet-like layers."""
+    x = torch.zeros((1,) + tuple(image_shape))
+    shapes = []
+    with torch.no_grad():
+        for name, modules in layer_groups(net, nn):
+            for m in modules:
+                x = m(x)
+            shapes.append((name, list(x.shape)))
+    return shapes
+
+
 def init_net(net, nn):
     for m in net.modules():
         if isinstance(m, (nn.Linear, nn.Conv2d)):
@@ -75,7 +109,7 @@ def tensors(torch, args):
 
 
 def lenet(torch, nn, args):
-    """Train LeNet (or time its bare step); an epoch record per epoch, then a run record."""
+    """Train LeNet; an epoch record per epoch, then a run record."""
     peer = 'torch-compile' if args.compile else 'torch'
     torch.manual_seed(args.seed)
     (train_x, train_y), (test_x, test_y) = tensors(torch, args)
@@ -84,9 +118,6 @@ def lenet(torch, nn, args):
     optimizer = torch.optim.SGD(net.parameters(), lr=args.lr)
     loss = nn.CrossEntropyLoss()
     n, b = len(train_x), args.batch_size
-    if args.bare_steps:
-        return bare_steps(train_net, optimizer, loss, train_x[:b].float().div_(255),
-                          train_y[:b], args.bare_steps)
     gen = torch.Generator().manual_seed(args.seed)
     print(f'training on cpu, torch {torch.__version__}, {torch.get_num_threads()} threads, '
           f'{"torch.compile" if args.compile else "eager"}', flush=True)
@@ -126,26 +157,9 @@ def lenet(torch, nn, args):
          torch_version=torch.__version__)
 
 
-def bare_steps(net, optimizer, loss, X, y, steps):
-    """Wall ms per training step on one fixed batch (profile-lenet's ``--torch``)."""
-    def step():
-        optimizer.zero_grad()
-        loss(net(X), y).backward()
-        optimizer.step()
-    for _ in range(5):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()  # eager PyTorch computes synchronously: done when it returns
-    ms = (time.perf_counter() - start) / steps * 1e3
-    print(f'BARE_STEP_MS {ms:.3f}', flush=True)
-    emit(kind='bare_step', ms=ms, steps=steps)
-
-
 def alexnet(torch, nn, args):
     """1 warm-up + ``args.steps`` timed steps; a steps record with the layer shapes."""
     import torch.nn.functional as F
-    from bench.torch_layers import layer_shapes
     torch.manual_seed(args.seed)
     (train_x, train_y), _ = tensors(torch, args)
     order = torch.from_numpy(np.random.default_rng([args.seed, 0]).permutation(len(train_x)))
@@ -189,28 +203,18 @@ def main(argv=None):
     ap.add_argument('--threads', type=int, default=None,
                     help='torch.set_num_threads (default: $OMP_NUM_THREADS, else 2)')
     ap.add_argument('--compile', action='store_true', help='LeNet through torch.compile(net)')
-    ap.add_argument('--bare-steps', type=int, metavar='K', help='LeNet: K bare steps instead')
     ap.add_argument('--bf16', action='store_true', help='AlexNet under bfloat16 autocast')
-    ap.add_argument('--layers', type=int, metavar='K', help='AlexNet: per-layer times, K runs')
-    ap.add_argument('--impl', action='store_true',
-                    help="with --layers: mark each layer's last run (oneDNN verbose pass)")
     args = recipe(ap.parse_args(argv))
     try:
         import torch
         from torch import nn
     except ImportError:
-        print('torch_peer: PyTorch is not installed, skipping the torch peers '
-              '(pip install torch==2.13.0; never a dependency of gluon_classics)', flush=True)
+        print(f'torch_peer: PyTorch is not installed, skipping the torch peers '
+              f'({INSTALL_TORCH}; never a dependency of gluon_classics)', flush=True)
         emit(kind='skip', reason='torch not installed')
         return 0
     torch.set_num_threads(torch_threads(args.threads))
-    if args.model == 'lenet':
-        lenet(torch, nn, args)
-    elif args.layers:
-        from bench.torch_layers import profile_layers
-        profile_layers(torch, nn, args)
-    else:
-        alexnet(torch, nn, args)
+    (lenet if args.model == 'lenet' else alexnet)(torch, nn, args)
     return 0
 
 

@@ -1,20 +1,20 @@
-"""Time one pass over Fashion-MNIST's training set: d2l's loader vs ArrayLoader.
+"""Time one pass over Fashion-MNIST's training set: d2l's loader vs ArrayLoader
+(gluon_classics/data/loader.py).
 
-    python benchmarks/classics_bench.py data [--data-dir DIR] [--batch-size 256]
-                                             [--workers 0 4] [--resize 224]
+    python -m dev.loader [--data-dir DIR] [--batch-size 256] [--workers 0 4] [--resize 224]
 
-d2l's ``load_data_fashion_mnist`` (d2l 1.0.3's own, reading the local files: d2l_peer.py's
-``book_data``) runs ``ToTensor`` (and ``Resize``) per image through ``transform_first``
-and a Gluon ``DataLoader``. gluon_classics decodes once and batches with ``take`` + cast
-+ scale (+ ``BilinearResize2D``) on the context. Every batch is waited for
-(``wait_to_read``), as a training step would. In one process, outside numpy mode (the
-loaders' items are the same NDArrays either way).
+d2l's ``load_data_fashion_mnist`` (d2l 1.0.3's own, reading the local files:
+benchmarks/d2l_peer.py's ``book_data``) runs ``ToTensor`` (and ``Resize``) per image
+through ``transform_first`` and a Gluon ``DataLoader``. gluon_classics decodes once and
+batches with ``take`` + cast + scale (+ one batched resize) on the context. Every batch is
+waited for (``wait_to_read``), as a training step would. In one process, outside numpy
+mode (the loaders' items are the same NDArrays either way).
 """
 import argparse
 import os
 import time
 
-from bench.common import add_data_argument
+from benchmarks.common import add_data_argument
 
 
 def time_pass(loader, max_batches=None):
@@ -42,13 +42,13 @@ def run(label, loader, max_batches=None, repeat=1):
 
 
 def d2l_loader(data_dir, batch_size, resize, workers):
-    from bench.d2l_peer import book_data
+    from benchmarks.d2l_peer import book_data
     with book_data(data_dir, workers=workers) as load_data_fashion_mnist:
         return load_data_fashion_mnist(batch_size, resize=resize)[0]
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog='classics_bench.py data',
+    ap = argparse.ArgumentParser(prog='python -m dev.loader',
                                  description=__doc__.splitlines()[0])
     add_data_argument(ap)
     ap.add_argument('--batch-size', type=int, default=256)
@@ -85,3 +85,7 @@ def main(argv=None):
         print(f'num_workers={w}: no resize {fast / b:.1f}x (1st epoch with upload '
               f'{first / b:.1f}x), resize={args.resize} {fast_r / br:.1f}x')
     return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

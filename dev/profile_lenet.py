@@ -1,8 +1,8 @@
 """Where an epoch of LeNet training goes: step, data, bookkeeping, evaluation; and the
 fast path's A/B.
 
-    python benchmarks/classics_bench.py profile-lenet [--data-dir DIR] [--repeats 3]
-        [--plain] [--no-kernel] [--operators] [--torch] [--ab] [--num-examples N]
+    python -m dev.profile_lenet [--data-dir DIR] [--repeats 3] [--plain] [--no-kernel]
+                                [--operators] [--torch] [--ab] [--num-examples N]
 
 In one process, alternating, ``--repeats`` times (min / median printed):
 
@@ -19,14 +19,16 @@ the machine do not inflate) is split by part; ``--operators`` adds MXNet's profi
 of one epoch. ``--plain`` profiles the plain static graph (``accel='off'``),
 ``--no-kernel`` the oneDNN-shaped one with MXNet's operators for LeNet's conv blocks
 (``accel='graph'``) instead of our kernels (``accel='on'``). ``--torch`` also times eager
-PyTorch's bare step (torch_peer.py ``--bare-steps``, in a child process), once per repeat
-right after ours, and prints both in ms per step with their ratio per repeat.
+PyTorch's bare step (benchmarks/torch_peer.py's LeNet, in a child process of this module:
+no MXNet there), once per repeat right after ours, and prints both in ms per step with
+their ratio per repeat.
 
 ``--ab`` (``--kernel-ab`` too) instead times the bare step in the three settings of the
 fast path, alternating in one process (``--repeats`` rounds of an epoch's worth of steps
 each, the order reversed every other round): the A/B of our kernels and of the
 oneDNN-shaped graph, free of the minute-to-minute drift between processes
-(``bench_lenet.py --ab`` measures the same between whole runs, one process each). It
+(``python -m benchmarks.bench_lenet --ab`` measures the same between whole runs, one
+process each). It
 ends with ``kernel_vs_mxnet_ops=X.XX onednn_vs_plain=Y.YY``, the medians of the
 rounds' ratios (``n/a`` for the kernels where they are not in use).
 Threads: ``OMP_NUM_THREADS`` as set (MXNet's default is all cores).
@@ -36,8 +38,9 @@ import os
 import statistics
 import time
 
-from bench.common import (add_data_argument, add_subset_argument, loadavg, machine_lines,
-                          module_argv, now, run_peer)
+from benchmarks.common import (INSTALL_TORCH, add_data_argument, add_subset_argument, emit,
+                               loadavg, machine_lines, module_argv, now, read_fashion_mnist,
+                               run_peer, torch_installed, torch_threads)
 
 BATCH = 256
 CLOCK = time.thread_time  # the main thread's CPU time
@@ -117,10 +120,9 @@ class Parts:
         from gluon_classics.accel import kernels
         if self.mode == 'off':
             return 'plain graph'
-        ops = [op['op'] for op in self.objective.graph(self.X)._ops]
-        return (f'oneDNN-shaped graph, conv blocks on {ops[0]}'
-                f'{" + " + ops[1] if ops[0] == "conv_pool" else ""}'
-                f' (our kernels: {kernels.status()})')
+        # LeNet's conv blocks run on our operators wherever they load
+        blocks = 'ours' if self.mode == 'on' and kernels.load() else "MXNet's operators"
+        return f'oneDNN-shaped graph, conv blocks on {blocks} (our kernels: {kernels.status()})'
 
 
 def profile(parts, args):
@@ -171,9 +173,10 @@ AB = (('on', 'our kernels'), ('graph', "MXNet's ops"), ('off', 'plain graph'))
 
 def ab(parts, repeats):
     """The bare step in each setting of the fast path, alternating in one process."""
+    from gluon_classics.accel import kernels
     graphs = {mode: parts.graph(mode) for mode, _ in AB}
-    kernels = graphs['on'].graph(parts.X)._ops[0]['op'] == 'conv_pool'
-    modes = [mode for mode, _ in AB if kernels or mode != 'on']
+    own = kernels.load()  # LeNet's conv blocks run on our operators wherever they load
+    modes = [mode for mode, _ in AB if own or mode != 'on']
     for mode in modes:  # warm-up
         parts.step(graphs[mode])
     ms = {mode: [] for mode in modes}
@@ -185,7 +188,7 @@ def ab(parts, repeats):
     for mode, name in AB:
         if mode in ms:
             print(f'  {name:<20} {" ".join(f"{v:5.1f}" for v in ms[mode])}')
-    if not kernels:
+    if not own:
         print('  our kernels are not in use here (python -m gluon_classics doctor says why)')
 
     def ratio(slow, fast):
@@ -195,22 +198,45 @@ def ab(parts, repeats):
         print(f'  {slow} / {fast:<14} {" ".join(f"{v:5.2f}" for v in ratios)}')
         return f'{statistics.median(ratios):.2f}'
     print(f'kernel_vs_mxnet_ops={ratio("graph", "on")} '
-          f'onednn_vs_plain={ratio("off", "on" if kernels else "graph")}')
+          f'onednn_vs_plain={ratio("off", "on" if own else "graph")}')
 
 
 def torch_bare_step(data_dir, steps):
     """Eager PyTorch's bare step in ms, from a child process with this process's threads."""
-    records = run_peer(module_argv('torch_peer', 'lenet', '--data-dir', data_dir,
-                                   '--bare-steps', steps), echo=False)
-    found = [r['ms'] for r in records if r['kind'] == 'bare_step']
-    if not found:
-        raise SystemExit('profile-lenet: the PyTorch peer gave no step time (is PyTorch '
-                         'installed? pip install torch==2.13.0)')
-    return found[0]
+    records = run_peer(module_argv(f'{__package__}.profile_lenet', '--data-dir', data_dir,
+                                   '--torch-child', steps), echo=False)
+    return next(r['ms'] for r in records if r['kind'] == 'bare_step')
+
+
+def torch_child(data_dir, steps):
+    """Wall ms per eager PyTorch LeNet step on one batch, after 5 untimed (no MXNet here)."""
+    import torch
+    from torch import nn
+
+    from benchmarks.torch_peer import init_net, lenet_torch
+    torch.set_num_threads(torch_threads(None))  # OMP_NUM_THREADS, as the parent's MXNet
+    torch.manual_seed(0)
+    (images, labels), _ = read_fashion_mnist(data_dir)
+    X = torch.from_numpy(images[:BATCH].copy()).float().div_(255)
+    y = torch.from_numpy(labels[:BATCH].astype('int64'))
+    net = init_net(lenet_torch(nn), nn)
+    optimizer, loss = torch.optim.SGD(net.parameters(), lr=0.9), nn.CrossEntropyLoss()
+
+    def step():
+        optimizer.zero_grad()
+        loss(net(X), y).backward()
+        optimizer.step()
+    for _ in range(5):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()  # eager PyTorch computes synchronously: done when it returns
+    emit(kind='bare_step', ms=(time.perf_counter() - start) / steps * 1e3, steps=steps)
+    return 0
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog='classics_bench.py profile-lenet',
+    ap = argparse.ArgumentParser(prog='python -m dev.profile_lenet',
                                  description=__doc__.split('\n')[0])
     add_data_argument(ap)
     ap.add_argument('--repeats', type=int, default=3)
@@ -224,7 +250,12 @@ def main(argv=None):
                          'plain graph, alternating in one process')
     ap.add_argument('--torch', action='store_true',
                     help="eager PyTorch's bare step beside ours, alternating")
+    ap.add_argument('--torch-child', type=int, metavar='K', help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.torch_child:
+        return torch_child(args.data_dir, args.torch_child)
+    if args.torch and not torch_installed():
+        ap.error(f'--torch times eager PyTorch beside ours: {INSTALL_TORCH} first')
     if args.ab and (args.plain or args.no_kernel):
         ap.error('--ab compares the settings of the fast path itself: leave out --plain and '
                  '--no-kernel')
@@ -239,3 +270,7 @@ def main(argv=None):
     else:
         profile(parts, args)
     return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,25 +1,25 @@
-"""The GEMM peak that the alexnet benchmark sets its steps' GFLOP/s against.
+"""The GEMM peak that bench_alexnet sets its steps' GFLOP/s against.
 
-    python -m bench.gemm --framework mxnet|torch [--dtype float32|bfloat16] [--threads N]
+    python -m benchmarks.gemm --framework mxnet|torch [--dtype float32|bfloat16] [--threads N]
 
 Prints one ``BENCH_JSON`` record (``kind: "gemm"``): the best GFLOP/s of ten products
 of two 2048x2048 matrices of ``--dtype``, and its source:
 
   mxnet  ``mx.nd.FullyConnected`` (oneDNN's GEMM: what MXNet's dense layers run), MXNet
          imported through gluon_classics, so with AMX where ours runs with it.
-         Not ``mx.nd.dot``: the wheel's BLAS ran it at 49 GFLOP/s where torch.matmul
-         ran 290 on one Xeon, so a peak from it put the steps at 392% of "peak".
+         Not ``mx.nd.dot``: the wheel's BLAS runs it far below oneDNN's GEMM
+         (docs/measurements/alexnet-speed.md has the figures).
   torch  ``torch.matmul`` (MKL), with ``torch.set_num_threads(--threads)``; a ``skip``
          record where PyTorch is not installed.
 
 Each framework in its own process (they bring different OpenMP runtimes): this module
-imports neither at the top, so alexnet.py can import :class:`Peaks` and
+imports neither at the top, so bench_alexnet.py can import :class:`Peaks` and
 :func:`sample` from it.
 """
 import argparse
 import time
 
-from bench.common import emit, module_argv, run_peer, torch_threads
+from .common import emit, module_argv, run_peer, torch_threads
 
 N = 2048
 SOURCES = {'mxnet': f'mx.nd.FullyConnected {N}^2 (oneDNN)', 'torch': f'torch.matmul {N}^2'}
@@ -89,7 +89,7 @@ def sample(peaks, dtypes, threads, frameworks):
     """One sample of each framework's GEMM in each dtype, each in its own process."""
     for dtype in dtypes:
         for framework in frameworks:
-            argv = module_argv('gemm', '--framework', framework, '--dtype', dtype,
+            argv = module_argv(f'{__package__}.gemm', '--framework', framework, '--dtype', dtype,
                                '--threads', threads)
             for record in run_peer(argv, env={'OMP_NUM_THREADS': str(threads)}, echo=False):
                 peaks.add(record)
