@@ -77,7 +77,7 @@ def advice(cpuinfo='/proc/cpuinfo', amx_on=None):
     m = lookup('alexnet', 'd2l', vendor, bf16)
     if m is None:
         return (f'bfloat16: {bf16} present, not measured on this CPU class ({vendor}): '
-                f'compare with benchmarks/bench_alexnet.py --peers ours,bf16')
+                f'compare with python -m benchmarks.bench_alexnet --peers ours,bf16')
     verdict = 'faster' if m['speedup'] > 1 else 'slower'
     lenet = lookup('lenet', 'd2l', vendor, bf16)
     return (f"bfloat16: measured {verdict} on this CPU class, {_figure(m)} for the chapter's "
