@@ -30,7 +30,7 @@ import mxnet as mx
 import numpy as np
 from mxnet.base import _LIB, SymbolHandle
 
-from ..choices import ACCEL_MODES as MODES  # data for --help
+from ..choices import ACCEL_MODES as MODES  # the modes objective() takes
 from .bfloat16 import DTYPES, check_dtype
 from .graph import build_graph, chain_layers, forwards, supported
 

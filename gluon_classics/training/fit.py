@@ -157,8 +157,8 @@ def fit(model=None, variant=None, *, dataset=None, epochs=None, lr=None, batch_s
                           f'{checkpoint}, which runs without [[checkpoint]] or [[save]] share: '
                           f'give this run its own with [[checkpoint=PATH]], or wait for that '
                           f'one to finish') from None
-    if run['seed'] is not None:
-        seed_everything(run['seed'])
+    if config.seed is not None:
+        seed_everything(config.seed)
 
     train_iter, test_iter = _data(run, config, log)
     net = build_model(run['model'], run['variant'], **dict(

@@ -13,6 +13,8 @@ hands :func:`objective` to the accelerator (:func:`gluon_classics.accel.objectiv
 which computes ``net(X)`` in its own exact way and applies :func:`objective`
 to what it computed.
 """
+import functools
+
 import mxnet as mx
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
@@ -129,7 +131,7 @@ def plain_objective(net, hybridize=True):
         view.add(*net._children.values())
         net = view
     if not isinstance(net, gluon.HybridBlock):
-        return lambda X, y: objective(net(X), y)  # plain Blocks cannot sit in a graph
+        return functools.partial(forward, net)  # plain Blocks cannot sit in a graph
     graph = _Graph(net, objective)
     if hybridize:
         graph.hybridize(static_alloc=True, static_shape=True)
